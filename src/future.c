@@ -1,0 +1,349 @@
+/*
+** future.c - the Future userdata.
+** A future's outcome and callbacks live in user values (FS_* slots). Completing a future never
+** calls a callback directly: txaio__settle only enqueues, and the public entry points drain the run
+** queue afterwards, so a chain of futures completing each other uses constant C stack.
+*/
+#include <string.h>
+
+#include "internal.h"
+
+static const char *const state_names[] = { "pending", "resolved", "failed" };
+
+Future *txaio__tofuture(lua_State *L, int idx) {
+  return (Future *)luaL_testudata(L, idx, TXAIO_FUTURE_MT);
+}
+
+Future *txaio__checkfuture(lua_State *L, int idx) {
+  return (Future *)luaL_checkudata(L, idx, TXAIO_FUTURE_MT);
+}
+
+Future *txaio__newfuture(lua_State *L) {
+  Future *f = (Future *)lua_newuserdatauv(L, sizeof(Future), FS_NSLOTS);
+  memset(f, 0, sizeof *f);
+  luaL_setmetatable(L, TXAIO_FUTURE_MT);
+  return f;
+}
+
+int txaio__iscallable(lua_State *L, int idx) {
+  if (lua_type(L, idx) == LUA_TFUNCTION) return 1;
+  if (luaL_getmetafield(L, idx, "__call") != LUA_TNIL) {
+    lua_pop(L, 1);
+    return 1;
+  }
+  return 0;
+}
+
+void txaio__checkcallable(lua_State *L, int arg, int nilok) {
+  if (nilok && lua_isnoneornil(L, arg)) return;
+  if (!txaio__iscallable(L, arg))
+    luaL_typeerror(L, arg, nilok ? "callable or nil" : "callable");
+}
+
+/* Hands one callback pair (at -2, -1) the outcome at 'vidx'; pops the pair. */
+static void dispatch_pair(lua_State *L, FutureState state, int vidx) {
+  if (lua_type(L, -2) == LUA_TUSERDATA && txaio__isgather(L, -2)) {
+    int slot = (int)lua_tointeger(L, -1);
+    txaio__gather_settle(L, lua_absindex(L, -2), slot, state, vidx);
+  } else {
+    int pick = state == FUT_RESOLVED ? -2 : -1;
+    if (!lua_isnil(L, pick))
+      txaio__enqueue(L, lua_absindex(L, pick), vidx);
+  }
+  lua_pop(L, 2);
+}
+
+/*
+** Records the outcome and queues every attached callback in the order added. Does not drain:
+** the caller decides when callbacks run.
+*/
+void txaio__settle(lua_State *L, int fidx, FutureState state, int vidx) {
+  Future *f = (Future *)lua_touserdata(L, fidx);
+  int n = f->ncallbacks, i;
+  f->state = (unsigned char)state;
+  f->ncallbacks = 0;
+  lua_pushvalue(L, vidx);
+  lua_setiuservalue(L, fidx, FS_VALUE);
+  lua_pushnil(L);
+  lua_setiuservalue(L, fidx, FS_CANCELLER);
+  if (n == 0) return;
+  lua_getiuservalue(L, fidx, FS_CALLBACK);
+  lua_getiuservalue(L, fidx, FS_ERRBACK);
+  dispatch_pair(L, state, vidx);
+  lua_pushnil(L);
+  lua_setiuservalue(L, fidx, FS_CALLBACK);
+  lua_pushnil(L);
+  lua_setiuservalue(L, fidx, FS_ERRBACK);
+  if (n > 1) {
+    lua_getiuservalue(L, fidx, FS_MORE);
+    for (i = 1; i < n; i++) {
+      lua_rawgeti(L, -1, 2 * i - 1);
+      lua_rawgeti(L, -2, 2 * i);
+      dispatch_pair(L, state, vidx);
+    }
+    lua_pop(L, 1);
+    lua_pushnil(L);
+    lua_setiuservalue(L, fidx, FS_MORE);
+  }
+}
+
+/* Attaches the pair at cbidx/ebidx (either may be nil) to the future at fidx. */
+void txaio__addcallbacks(lua_State *L, int fidx, int cbidx, int ebidx) {
+  Future *f = (Future *)lua_touserdata(L, fidx);
+  if (!lua_isnil(L, ebidx)) f->observed = 1;
+  if (f->state != FUT_PENDING) {
+    lua_getiuservalue(L, fidx, FS_VALUE);
+    lua_pushvalue(L, cbidx);
+    lua_pushvalue(L, ebidx);
+    dispatch_pair(L, (FutureState)f->state, lua_gettop(L) - 2);
+    lua_pop(L, 1);
+    return;
+  }
+  if (f->ncallbacks == 0) {
+    lua_pushvalue(L, cbidx);
+    lua_setiuservalue(L, fidx, FS_CALLBACK);
+    lua_pushvalue(L, ebidx);
+    lua_setiuservalue(L, fidx, FS_ERRBACK);
+  } else {
+    if (lua_getiuservalue(L, fidx, FS_MORE) == LUA_TNIL) {
+      lua_pop(L, 1);
+      lua_createtable(L, 4, 0);
+      lua_pushvalue(L, -1);
+      lua_setiuservalue(L, fidx, FS_MORE);
+    }
+    lua_pushvalue(L, cbidx);
+    lua_rawseti(L, -2, 2 * f->ncallbacks - 1);
+    lua_pushvalue(L, ebidx);
+    lua_rawseti(L, -2, 2 * f->ncallbacks);
+    lua_pop(L, 1);
+  }
+  f->ncallbacks++;
+}
+
+/* ---------------------------------------------------------------- Lua functions */
+
+static int fut_create(lua_State *L) {
+  Future *f;
+  lua_settop(L, 3);
+  txaio__checkcallable(L, 3, 1);
+  if (!lua_isnil(L, 1) && !lua_isnil(L, 2))
+    return luaL_error(L, "create_future: result and error are exclusive");
+  f = txaio__newfuture(L);
+  if (!lua_isnil(L, 3)) {
+    lua_pushvalue(L, 3);
+    lua_setiuservalue(L, 4, FS_CANCELLER);
+  }
+  if (!lua_isnil(L, 1)) {
+    f->state = FUT_RESOLVED;
+    lua_pushvalue(L, 1);
+    lua_setiuservalue(L, 4, FS_VALUE);
+  } else if (!lua_isnil(L, 2)) {
+    txaio__tofailure(L, 2, 1);
+    f->state = FUT_FAILED;
+    lua_setiuservalue(L, 4, FS_VALUE);
+  }
+  return 1;
+}
+
+static int fut_create_success(lua_State *L) {
+  lua_settop(L, 1);
+  txaio__newfuture(L)->state = FUT_RESOLVED;
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, 2, FS_VALUE);
+  return 1;
+}
+
+static int fut_create_error(lua_State *L) {
+  luaL_argexpected(L, !lua_isnoneornil(L, 1), 1, "error value");
+  lua_settop(L, 1);
+  txaio__newfuture(L)->state = FUT_FAILED;
+  txaio__tofailure(L, 1, 1);
+  lua_setiuservalue(L, 2, FS_VALUE);
+  return 1;
+}
+
+static int fut_is_future(lua_State *L) {
+  lua_pushboolean(L, txaio__tofuture(L, 1) != NULL);
+  return 1;
+}
+
+static int fut_is_called(lua_State *L) {
+  lua_pushboolean(L, txaio__checkfuture(L, 1)->state != FUT_PENDING);
+  return 1;
+}
+
+/* A completed future may only be completed again if cancel() got there first. */
+static int check_completable(lua_State *L, Future *f) {
+  if (f->state == FUT_PENDING) return 1;
+  if (f->cancelled) return 0;
+  return luaL_argerror(L, 1, lua_pushfstring(L, "future already %s", state_names[f->state]));
+}
+
+static int fut_resolve(lua_State *L) {
+  Future *f = txaio__checkfuture(L, 1);
+  lua_settop(L, 2);
+  if (check_completable(L, f)) {
+    txaio__settle(L, 1, FUT_RESOLVED, 2);
+    txaio__drain(L);
+  }
+  return 0;
+}
+
+static int fut_reject(lua_State *L) {
+  Future *f = txaio__checkfuture(L, 1);
+  luaL_argexpected(L, !lua_isnoneornil(L, 2), 2, "error value");
+  lua_settop(L, 2);
+  if (check_completable(L, f)) {
+    txaio__tofailure(L, 2, 1);
+    txaio__settle(L, 1, FUT_FAILED, 3);
+    txaio__drain(L);
+  }
+  return 0;
+}
+
+static void push_cancelled_error(lua_State *L, int msgidx) {
+  lua_createtable(L, 0, 1);
+  lua_pushvalue(L, msgidx);
+  lua_setfield(L, -2, "message");
+  luaL_setmetatable(L, TXAIO_CANCELLED_MT);
+}
+
+static int fut_cancel(lua_State *L) {
+  Future *f = txaio__checkfuture(L, 1);
+  lua_settop(L, 2);
+  if (!lua_isnil(L, 2)) luaL_checkstring(L, 2);
+  if (f->state != FUT_PENDING || f->settling) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  if (lua_getiuservalue(L, 1, FS_CANCELLER) != LUA_TNIL) {
+    int status;
+    f->settling = 1;
+    lua_pushcfunction(L, txaio__failure_msgh);
+    lua_insert(L, -2);
+    lua_pushvalue(L, 1);
+    status = lua_pcall(L, 1, 0, -3);
+    f->settling = 0;
+    if (status != LUA_OK) txaio__report(L, "canceller", lua_gettop(L));
+    lua_settop(L, 2);
+    if (f->state != FUT_PENDING) {   /* the canceller completed the future itself */
+      txaio__drain(L);
+      lua_pushboolean(L, 1);
+      return 1;
+    }
+  }
+  lua_settop(L, 2);
+  push_cancelled_error(L, 2);
+  txaio__tofailure(L, 3, 1);
+  f->cancelled = 1;
+  txaio__settle(L, 1, FUT_FAILED, 4);
+  txaio__drain(L);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int fut_add_callbacks(lua_State *L) {
+  txaio__checkfuture(L, 1);
+  lua_settop(L, 3);
+  txaio__checkcallable(L, 2, 1);
+  txaio__checkcallable(L, 3, 1);
+  if (lua_isnil(L, 2) && lua_isnil(L, 3))
+    return luaL_error(L, "add_callbacks: callback and errback cannot both be nil");
+  txaio__addcallbacks(L, 1, 2, 3);
+  txaio__drain(L);
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int fut_result(lua_State *L) {
+  Future *f = txaio__checkfuture(L, 1);
+  if (f->state == FUT_PENDING) return luaL_argerror(L, 1, "future is still pending");
+  lua_getiuservalue(L, 1, FS_VALUE);
+  if (f->state == FUT_RESOLVED) return 1;
+  lua_getiuservalue(L, -1, 1);   /* the failure's error value */
+  return lua_error(L);
+}
+
+static int fut_as_future(lua_State *L) {
+  int nargs = lua_gettop(L) - 1;
+  txaio__checkcallable(L, 1, 0);
+  lua_pushcfunction(L, txaio__failure_msgh);
+  lua_insert(L, 1);
+  if (lua_pcall(L, nargs, 1, 1) != LUA_OK) {
+    txaio__newfuture(L)->state = FUT_FAILED;
+    lua_insert(L, -2);
+    lua_setiuservalue(L, -2, FS_VALUE);
+    return 1;
+  }
+  if (txaio__tofuture(L, -1)) return 1;
+  txaio__newfuture(L)->state = FUT_RESOLVED;
+  lua_insert(L, -2);
+  lua_setiuservalue(L, -2, FS_VALUE);
+  return 1;
+}
+
+static int fut_tostring(lua_State *L) {
+  Future *f = txaio__checkfuture(L, 1);
+  const void *p = lua_topointer(L, 1);
+  if (f->cancelled) {
+    lua_pushfstring(L, "txaio.Future: %p (cancelled)", p);
+  } else if (f->state == FUT_FAILED) {
+    lua_getiuservalue(L, 1, FS_VALUE);
+    txaio__pushfailuremessage(L, lua_gettop(L));
+    lua_pushfstring(L, "txaio.Future: %p (failed: %s)", p, lua_tostring(L, -1));
+  } else {
+    lua_pushfstring(L, "txaio.Future: %p (%s)", p, state_names[f->state]);
+  }
+  return 1;
+}
+
+/* Finalizers never run user code: an unobserved failure is queued and reported later. */
+static int fut_gc(lua_State *L) {
+  Future *f = (Future *)lua_touserdata(L, 1);
+  if (f->state == FUT_FAILED && !f->observed && !f->cancelled) {
+    lua_getiuservalue(L, 1, FS_VALUE);
+    txaio__queue_unhandled(L, lua_gettop(L));
+  }
+  return 0;
+}
+
+static const luaL_Reg future_methods[] = {
+  { "add_callbacks", fut_add_callbacks },
+  { "resolve", fut_resolve },
+  { "reject", fut_reject },
+  { "cancel", fut_cancel },
+  { "is_called", fut_is_called },
+  { "result", fut_result },
+  { NULL, NULL }
+};
+
+static const luaL_Reg future_meta[] = {
+  { "__tostring", fut_tostring },
+  { "__gc", fut_gc },
+  { NULL, NULL }
+};
+
+static const luaL_Reg future_funcs[] = {
+  { "create_future", fut_create },
+  { "create_future_success", fut_create_success },
+  { "create_future_error", fut_create_error },
+  { "as_future", fut_as_future },
+  { "is_future", fut_is_future },
+  { "is_called", fut_is_called },
+  { "resolve", fut_resolve },
+  { "reject", fut_reject },
+  { "cancel", fut_cancel },
+  { "add_callbacks", fut_add_callbacks },
+  { "result", fut_result },
+  { NULL, NULL }
+};
+
+/* [-0, +0] registers the metatable and adds the functions to the module table on top. */
+void txaio__openfuture(lua_State *L) {
+  luaL_newmetatable(L, TXAIO_FUTURE_MT);
+  luaL_setfuncs(L, future_meta, 0);
+  luaL_newlib(L, future_methods);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+  luaL_setfuncs(L, future_funcs, 0);
+}

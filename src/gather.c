@@ -1,0 +1,110 @@
+/*
+** gather.c - gather(): one future for a list of futures.
+** Instead of a Lua closure per item, each item future gets the callback pair (gather, index):
+** settle() recognises the Gather userdata and records the outcome directly, without a Lua call.
+*/
+#include "internal.h"
+
+enum GatherSlot { GS_RESULT = 1, GS_RESULTS, GS_NSLOTS = GS_RESULTS };
+
+typedef struct Gather {
+  lua_Integer remaining;
+  unsigned char consume;   /* failures become entries instead of failing the whole gather */
+  unsigned char done;
+} Gather;
+
+int txaio__isgather(lua_State *L, int idx) {
+  return luaL_testudata(L, idx, TXAIO_GATHER_MT) != NULL;
+}
+
+/* Records item 'slot' of the gather at gidx; completes the gathered future when all are in. */
+void txaio__gather_settle(lua_State *L, int gidx, int slot, FutureState st, int vidx) {
+  Gather *g = (Gather *)lua_touserdata(L, gidx);
+  Future *result;
+  if (g->done) return;
+  lua_getiuservalue(L, gidx, GS_RESULT);
+  result = (Future *)lua_touserdata(L, -1);
+  if (result->state != FUT_PENDING) {   /* cancelled by its consumer: stop collecting */
+    g->done = 1;
+    lua_pop(L, 1);
+    return;
+  }
+  if (st == FUT_FAILED && !g->consume) {
+    g->done = 1;
+    txaio__settle(L, lua_gettop(L), FUT_FAILED, vidx);
+    lua_pop(L, 1);
+    return;
+  }
+  lua_getiuservalue(L, gidx, GS_RESULTS);
+  lua_pushvalue(L, vidx);
+  lua_rawseti(L, -2, slot);
+  if (--g->remaining == 0) {
+    g->done = 1;
+    txaio__settle(L, lua_gettop(L) - 1, FUT_RESOLVED, lua_gettop(L));
+  }
+  lua_pop(L, 2);
+}
+
+static lua_Integer list_length(lua_State *L, int idx) {
+  lua_Integer n;
+  if (lua_getfield(L, idx, "n") == LUA_TNUMBER && lua_isinteger(L, -1)) n = lua_tointeger(L, -1);
+  else n = (lua_Integer)lua_rawlen(L, idx);
+  lua_pop(L, 1);
+  return n;
+}
+
+static int gather_new(lua_State *L) {
+  lua_Integer n, i;
+  Gather *g;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 2);
+  n = list_length(L, 1);
+  luaL_argcheck(L, n >= 0 && n <= 0x7fffffff, 1, "list length out of range");
+  /* check everything first so that a bad item leaves every future untouched */
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, 1, i);
+    if (!txaio__tofuture(L, -1))
+      return luaL_argerror(L, 1, lua_pushfstring(L, "list of futures expected, item %I is %s",
+                                                 (LUAI_UACINT)i, luaL_typename(L, -1)));
+    lua_pop(L, 1);
+  }
+  txaio__newfuture(L);                       /* 3: the gathered future */
+  lua_createtable(L, (int)n, 1);             /* 4: the results */
+  lua_pushinteger(L, n);
+  lua_setfield(L, 4, "n");
+  if (n == 0) {
+    txaio__settle(L, 3, FUT_RESOLVED, 4);
+    lua_settop(L, 3);
+    return 1;
+  }
+  g = (Gather *)lua_newuserdatauv(L, sizeof(Gather), GS_NSLOTS);   /* 5 */
+  g->remaining = n;
+  g->consume = lua_isnil(L, 2) || lua_toboolean(L, 2);
+  g->done = 0;
+  luaL_setmetatable(L, TXAIO_GATHER_MT);
+  lua_pushvalue(L, 3);
+  lua_setiuservalue(L, 5, GS_RESULT);
+  lua_pushvalue(L, 4);
+  lua_setiuservalue(L, 5, GS_RESULTS);
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, 1, i);                    /* 6: item */
+    ((Future *)lua_touserdata(L, 6))->observed = 1;
+    lua_pushinteger(L, i);                   /* 7 */
+    txaio__addcallbacks(L, 6, 5, 7);
+    lua_settop(L, 5);
+  }
+  txaio__drain(L);
+  lua_settop(L, 3);
+  return 1;
+}
+
+static const luaL_Reg gather_funcs[] = {
+  { "gather", gather_new },
+  { NULL, NULL }
+};
+
+void txaio__opengather(lua_State *L) {
+  luaL_newmetatable(L, TXAIO_GATHER_MT);
+  lua_pop(L, 1);
+  luaL_setfuncs(L, gather_funcs, 0);
+}

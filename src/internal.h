@@ -1,0 +1,75 @@
+/*
+** internal.h - declarations shared between the core's translation units.
+** Everything here is txaio__-prefixed and hidden from the shared object's symbol table.
+*/
+#ifndef TXAIO_INTERNAL_H
+#define TXAIO_INTERNAL_H
+
+#include "compat.h"
+
+#define TXAIO_FUTURE_MT   "txaio.Future"
+#define TXAIO_FAILURE_MT  "txaio.Failure"
+#define TXAIO_GATHER_MT   "txaio.Gather"
+#define TXAIO_CANCELLED_MT "CancelledError"
+
+typedef enum FutureState {
+  FUT_PENDING = 0,
+  FUT_RESOLVED,
+  FUT_FAILED
+} FutureState;
+
+/*
+** A future's Lua-visible parts (value, canceller, callbacks) live in its user values so that the
+** collector sees them; the struct holds only flags and counts.
+*/
+enum FutureSlot {
+  FS_VALUE = 1,      /* result, or the Failure when failed */
+  FS_CANCELLER,      /* callable or nil */
+  FS_CALLBACK,       /* first callback pair, inline: most futures have exactly one */
+  FS_ERRBACK,
+  FS_MORE,           /* table {cb2, eb2, cb3, eb3, ...} for the rest */
+  FS_NSLOTS = FS_MORE
+};
+
+typedef struct Future {
+  unsigned char state;       /* FutureState */
+  unsigned char cancelled;   /* failed by cancel(): later resolve/reject are ignored */
+  unsigned char observed;    /* an errback (or gather) saw or will see the outcome */
+  unsigned char settling;    /* canceller running: guards against re-entrant cancel */
+  int ncallbacks;            /* callback pairs still attached */
+} Future;
+
+/* future.c */
+Future *txaio__checkfuture(lua_State *L, int idx);
+Future *txaio__tofuture(lua_State *L, int idx);
+Future *txaio__newfuture(lua_State *L);
+void txaio__settle(lua_State *L, int fidx, FutureState state, int vidx);
+void txaio__addcallbacks(lua_State *L, int fidx, int cbidx, int ebidx);
+void txaio__openfuture(lua_State *L);
+
+/* failure.c */
+int txaio__isfailure(lua_State *L, int idx);
+void txaio__pushfailure(lua_State *L, int vidx, int level);
+void txaio__tofailure(lua_State *L, int vidx, int level);
+int txaio__failure_msgh(lua_State *L);
+void txaio__pushfailuremessage(lua_State *L, int idx);
+void txaio__openfailure(lua_State *L);
+
+/* gather.c */
+int txaio__isgather(lua_State *L, int idx);
+void txaio__gather_settle(lua_State *L, int gidx, int slot, FutureState st, int vidx);
+void txaio__opengather(lua_State *L);
+
+/* runqueue.c: the single FIFO queue through which every callback runs */
+void txaio__enqueue(lua_State *L, int fnidx, int argidx);
+void txaio__drain(lua_State *L);
+void txaio__report(lua_State *L, const char *what, int failidx);
+void txaio__queue_unhandled(lua_State *L, int failidx);
+void txaio__flush_unhandled(lua_State *L);
+void txaio__openrunqueue(lua_State *L);
+
+/* helpers */
+int txaio__iscallable(lua_State *L, int idx);
+void txaio__checkcallable(lua_State *L, int arg, int nilok);
+
+#endif

@@ -1,0 +1,147 @@
+/*
+** runqueue.c - the one FIFO queue through which every callback runs, per Lua state.
+** settle() appends (callback, argument) pairs; the outermost drain() runs them one at a time
+** under lua_pcall. A callback that completes another future only appends, so chains of any length
+** run in constant C stack: the trampoline.
+** Also here: the reporter for errors nobody can catch (a raising callback, an unobserved failure
+** collected by the GC), which the Lua layer installs and replaces.
+*/
+#include "internal.h"
+
+enum RunQueueSlot { RQ_QUEUE = 1, RQ_UNHANDLED, RQ_REPORTER, RQ_NSLOTS = RQ_REPORTER };
+
+typedef struct RunQueue {
+  lua_Integer head, tail;   /* entries live at [head, tail) of the queue table, two per call */
+  int draining;
+  int nunhandled;
+} RunQueue;
+
+static const char RUNQUEUE_KEY = 0;
+
+/* [-0, +1] pushes this state's run queue userdata */
+static RunQueue *getrq(lua_State *L) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &RUNQUEUE_KEY);
+  return (RunQueue *)lua_touserdata(L, -1);
+}
+
+void txaio__enqueue(lua_State *L, int fnidx, int argidx) {
+  RunQueue *rq = getrq(L);
+  lua_getiuservalue(L, -1, RQ_QUEUE);
+  lua_pushvalue(L, fnidx);
+  lua_rawseti(L, -2, rq->tail);
+  lua_pushvalue(L, argidx);
+  lua_rawseti(L, -2, rq->tail + 1);
+  rq->tail += 2;
+  lua_pop(L, 2);
+}
+
+/* [-0, +0] calls the reporter with (what, failure); a reporter error is dropped, never raised. */
+void txaio__report(lua_State *L, const char *what, int failidx) {
+  failidx = lua_absindex(L, failidx);
+  getrq(L);
+  if (lua_getiuservalue(L, -1, RQ_REPORTER) != LUA_TNIL) {
+    lua_pushstring(L, what);
+    lua_pushvalue(L, failidx);
+    (void)lua_pcall(L, 2, 0, 0);
+    lua_pop(L, 1);
+  } else {
+    lua_pop(L, 2);
+  }
+}
+
+void txaio__queue_unhandled(lua_State *L, int failidx) {
+  RunQueue *rq;
+  failidx = lua_absindex(L, failidx);
+  rq = getrq(L);
+  if (!rq) { lua_pop(L, 1); return; }   /* the state is closing */
+  lua_getiuservalue(L, -1, RQ_UNHANDLED);
+  lua_pushvalue(L, failidx);
+  lua_rawseti(L, -2, ++rq->nunhandled);
+  lua_pop(L, 2);
+}
+
+void txaio__flush_unhandled(lua_State *L) {
+  RunQueue *rq = getrq(L);
+  int i, n = rq->nunhandled, list;
+  if (n == 0) { lua_pop(L, 1); return; }
+  /* swap the list out first: the reporter may cause more finalizers to queue */
+  lua_getiuservalue(L, -1, RQ_UNHANDLED);
+  list = lua_gettop(L);
+  lua_newtable(L);
+  lua_setiuservalue(L, list - 1, RQ_UNHANDLED);
+  rq->nunhandled = 0;
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, list, i);
+    txaio__report(L, "future", -1);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 2);
+}
+
+void txaio__drain(lua_State *L) {
+  RunQueue *rq = getrq(L);
+  int top, queue;
+  if (rq->draining) { lua_pop(L, 1); return; }
+  rq->draining = 1;
+  lua_getiuservalue(L, -1, RQ_QUEUE);
+  queue = lua_gettop(L);
+  lua_pushcfunction(L, txaio__failure_msgh);
+  top = lua_gettop(L);
+  while (rq->head < rq->tail) {
+    lua_Integer at = rq->head;
+    rq->head += 2;
+    lua_rawgeti(L, queue, at);
+    lua_rawgeti(L, queue, at + 1);
+    /* clear before calling so the queue never pins a finished callback or its value */
+    lua_pushnil(L);
+    lua_rawseti(L, queue, at);
+    lua_pushnil(L);
+    lua_rawseti(L, queue, at + 1);
+    if (lua_pcall(L, 1, 0, top) != LUA_OK) {
+      txaio__report(L, "callback", -1);
+      lua_settop(L, top);
+    }
+  }
+  rq->head = rq->tail = 1;
+  rq->draining = 0;
+  lua_pop(L, 3);
+  if (rq->nunhandled) txaio__flush_unhandled(L);
+}
+
+static int rq_set_reporter(lua_State *L) {
+  txaio__checkcallable(L, 1, 1);
+  lua_settop(L, 1);
+  getrq(L);
+  lua_getiuservalue(L, -1, RQ_REPORTER);   /* previous, returned */
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, 2, RQ_REPORTER);
+  return 1;
+}
+
+static int rq_flush_unhandled(lua_State *L) {
+  txaio__flush_unhandled(L);
+  return 0;
+}
+
+static const luaL_Reg runqueue_funcs[] = {
+  { "set_reporter", rq_set_reporter },
+  { "flush_unhandled", rq_flush_unhandled },
+  { NULL, NULL }
+};
+
+/* The queue is per Lua state and survives re-opening the module (busted re-requires it). */
+void txaio__openrunqueue(lua_State *L) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &RUNQUEUE_KEY) == LUA_TNIL) {
+    RunQueue *rq = (RunQueue *)lua_newuserdatauv(L, sizeof(RunQueue), RQ_NSLOTS);
+    rq->head = rq->tail = 1;
+    rq->draining = 0;
+    rq->nunhandled = 0;
+    lua_newtable(L);
+    lua_setiuservalue(L, -2, RQ_QUEUE);
+    lua_newtable(L);
+    lua_setiuservalue(L, -2, RQ_UNHANDLED);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &RUNQUEUE_KEY);
+  }
+  lua_pop(L, 1);
+  luaL_setfuncs(L, runqueue_funcs, 0);
+}

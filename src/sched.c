@@ -1,0 +1,406 @@
+/*
+** sched.c - every timer of a loop lives in one heap here; a backend only supplies a clock and a
+** wake-up ("call tick() in about this many seconds"). luv therefore needs a single uv_timer and a
+** host loop a single wake-up, however many timers are pending.
+**
+** Firing is two-phase in effect: a tick runs only timers that were scheduled before it started
+** (seq < limit), so a callback re-arming itself with delay 0 runs on the next tick, never in a loop.
+** A pending timer is rooted in the scheduler's ROOTS table (a luaL_ref) and nowhere else: once it
+** fires or is cancelled, nothing of ours pins it or its callback.
+*/
+#include <math.h>
+#include <string.h>
+#include <time.h>
+
+#include "sched.h"
+
+typedef struct Timer {
+  HeapNode node;   /* first member: heap nodes convert back to timers */
+  int ref;         /* in ROOTS while pending, LUA_NOREF otherwise */
+  int nargs;
+} Timer;
+
+/* Timer user values: its scheduler (needed by cancel), the callable, then the arguments. */
+enum TimerSlot { TS_SCHED = 1, TS_FN, TS_ARGS };
+
+static const char BINDING_NOLOOP[] =
+  "txaio: no event loop selected; call txaio.use_luv() or txaio.use_host(adapter) first";
+
+Scheduler *txaio__checkscheduler(lua_State *L, int idx) {
+  return (Scheduler *)luaL_checkudata(L, idx, TXAIO_SCHEDULER_MT);
+}
+
+static double monotonic_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+double txaio__sched_now(lua_State *L, int sidx) {
+  Scheduler *s = (Scheduler *)lua_touserdata(L, sidx);
+  double t;
+  if (s->c_now) {
+    t = s->c_now(s->c_ud);
+  } else if (lua_getiuservalue(L, sidx, SS_NOW) == LUA_TNIL) {
+    lua_pop(L, 1);
+    t = monotonic_seconds();
+  } else {
+    lua_call(L, 0, 1);
+    if (txaio_unlikely(lua_type(L, -1) != LUA_TNUMBER))
+      luaL_error(L, "txaio: the loop clock now() returned %s, expected a number of seconds",
+                 luaL_typename(L, -1));
+    t = lua_tonumber(L, -1);
+    lua_pop(L, 1);
+  }
+  if (txaio_unlikely(!(t >= s->last_now))) t = s->last_now;   /* also catches NaN */
+  s->last_now = t;
+  return t;
+}
+
+double txaio__checkdelay(lua_State *L, int arg) {
+  double d;
+  if (lua_type(L, arg) != LUA_TNUMBER) luaL_typeerror(L, arg, "number");
+  d = lua_tonumber(L, arg);
+  if (isnan(d) || isinf(d))
+    luaL_argerror(L, arg, lua_pushfstring(L, "finite delay expected, got %s",
+                                          isnan(d) ? "nan" : d > 0 ? "inf" : "-inf"));
+  return d > 0 ? d : 0;
+}
+
+/* Asks the backend to call tick() after 'delay' seconds, or tells it nothing is pending (< 0). */
+static void call_wake(lua_State *L, int sidx, Scheduler *s, double delay) {
+  if (s->c_wake) {
+    s->c_wake(s->c_ud, delay);
+    return;
+  }
+  if (lua_getiuservalue(L, sidx, SS_WAKE) == LUA_TNIL) {
+    lua_pop(L, 1);
+    return;
+  }
+  if (delay >= 0) lua_pushnumber(L, delay);
+  else lua_pushnil(L);
+  lua_call(L, 1, 0);
+}
+
+void txaio__sched_add(lua_State *L, int sidx, double due, int fnidx, int firstarg, int nargs) {
+  Scheduler *s = (Scheduler *)lua_touserdata(L, sidx);
+  Timer *t;
+  int i;
+  sidx = lua_absindex(L, sidx);
+  {
+    void *ud;
+    lua_Alloc alloc = lua_getallocf(L, &ud);
+    if (!txaio__heap_reserve(&s->heap, alloc, ud)) luaL_error(L, "not enough memory");
+  }
+  t = (Timer *)lua_newuserdatauv(L, sizeof(Timer), TS_ARGS - 1 + nargs);
+  t->ref = LUA_NOREF;
+  t->nargs = nargs;
+  luaL_setmetatable(L, TXAIO_TIMER_MT);
+  lua_pushvalue(L, sidx);
+  lua_setiuservalue(L, -2, TS_SCHED);
+  lua_pushvalue(L, fnidx);
+  lua_setiuservalue(L, -2, TS_FN);
+  for (i = 0; i < nargs; i++) {
+    lua_pushvalue(L, firstarg + i);
+    lua_setiuservalue(L, -2, TS_ARGS + i);
+  }
+  lua_getiuservalue(L, sidx, SS_ROOTS);
+  lua_pushvalue(L, -2);
+  t->ref = luaL_ref(L, -2);
+  lua_pop(L, 1);
+  t->node.due = due;
+  t->node.seq = s->seq++;
+  txaio__heap_push(&s->heap, &t->node);
+  if (!s->firing && due < s->armed) {
+    s->armed = due;
+    call_wake(L, sidx, s, due - s->last_now);
+  }
+}
+
+/* Drops everything a finished timer holds, so a handle kept by the user pins nothing. */
+static void timer_release(lua_State *L, int tidx, Timer *t, int sidx) {
+  int i;
+  lua_getiuservalue(L, sidx, SS_ROOTS);
+  luaL_unref(L, -1, t->ref);
+  lua_pop(L, 1);
+  t->ref = LUA_NOREF;
+  for (i = TS_SCHED; i < TS_ARGS + t->nargs; i++) {
+    lua_pushnil(L);
+    lua_setiuservalue(L, tidx, i);
+  }
+}
+
+int txaio__timer_cancel(lua_State *L, int tidx) {
+  Timer *t = (Timer *)lua_touserdata(L, tidx);
+  Scheduler *s;
+  int sidx;
+  if (t->ref == LUA_NOREF) return 0;
+  tidx = lua_absindex(L, tidx);
+  lua_getiuservalue(L, tidx, TS_SCHED);
+  sidx = lua_gettop(L);
+  s = (Scheduler *)lua_touserdata(L, sidx);
+  txaio__heap_remove(&s->heap, &t->node);
+  timer_release(L, tidx, t, sidx);
+  if (!s->firing && s->heap.count == 0) {
+    s->armed = HUGE_VAL;
+    call_wake(L, sidx, s, -1);
+  }
+  lua_pop(L, 1);
+  return 1;
+}
+
+/* Runs one due timer (on the stack at tidx); its errors go to the reporter, never upwards. */
+static void timer_fire(lua_State *L, int tidx, int sidx, int msgh, double now) {
+  Timer *t = (Timer *)lua_touserdata(L, tidx);
+  int i, fn;
+  lua_getiuservalue(L, tidx, TS_FN);
+  fn = lua_gettop(L);
+  for (i = 0; i < t->nargs; i++) lua_getiuservalue(L, tidx, TS_ARGS + i);
+  timer_release(L, tidx, t, sidx);
+  if (lua_type(L, fn) == LUA_TUSERDATA) {
+    Future *f = txaio__tofuture(L, fn);
+    if (f) {                                     /* sleep() */
+      if (f->state == FUT_PENDING) {
+        lua_pushnil(L);
+        txaio__settle(L, fn, FUT_RESOLVED, lua_gettop(L));
+        txaio__drain(L);
+      }
+      lua_settop(L, fn - 1);
+      return;
+    }
+    if (txaio__isbucket(L, fn)) {                /* a batched timer's bucket */
+      txaio__bucket_fire(L, fn, sidx, now);
+      lua_settop(L, fn - 1);
+      return;
+    }
+  }
+  if (lua_pcall(L, t->nargs, 0, msgh) != LUA_OK) txaio__report(L, "callback", -1);
+  lua_settop(L, fn - 1);
+}
+
+void txaio__push_next_timeout(lua_State *L, Scheduler *s, double now) {
+  HeapNode *top = txaio__heap_min(&s->heap);
+  if (top) lua_pushnumber(L, top->due > now ? top->due - now : 0);
+  else lua_pushnil(L);
+}
+
+/* Runs every timer due now that was scheduled before this tick began; returns the clock used. */
+double txaio__sched_tick(lua_State *L, int sidx) {
+  Scheduler *s = (Scheduler *)lua_touserdata(L, sidx);
+  double now;
+  uint64_t limit;
+  HeapNode *top;
+  int msgh;
+  sidx = lua_absindex(L, sidx);
+  now = txaio__sched_now(L, sidx);
+  if (s->firing) return now;   /* tick() from inside a timer callback: the outer tick goes on */
+  limit = s->seq;
+  s->firing = 1;
+  s->armed = HUGE_VAL;
+  lua_pushcfunction(L, txaio__failure_msgh);
+  msgh = lua_gettop(L);
+  while ((top = txaio__heap_min(&s->heap)) && top->due <= now && top->seq < limit) {
+    Timer *t = (Timer *)top;
+    txaio__heap_remove(&s->heap, top);
+    lua_getiuservalue(L, sidx, SS_ROOTS);
+    lua_rawgeti(L, -1, t->ref);
+    lua_remove(L, -2);
+    timer_fire(L, lua_gettop(L), sidx, msgh, now);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  s->firing = 0;
+  txaio__drain(L);   /* also reports failures the finalizers queued meanwhile */
+  top = txaio__heap_min(&s->heap);
+  if (top) {
+    s->armed = top->due;
+    call_wake(L, sidx, s, top->due > s->last_now ? top->due - s->last_now : 0);
+  } else {
+    call_wake(L, sidx, s, -1);
+  }
+  return s->last_now;
+}
+
+/* ------------------------------------------------------------------ API bound to a loop */
+
+int txaio__bound_scheduler(lua_State *L) {
+  if (lua_rawgeti(L, lua_upvalueindex(1), 1) == LUA_TNIL) {
+    lua_pushstring(L, BINDING_NOLOOP);
+    return lua_error(L);
+  }
+  return lua_gettop(L);
+}
+
+static int schedule_call(lua_State *L, int sidx, int darg) {
+  int nargs = lua_gettop(L) - darg - 1;
+  double delay = txaio__checkdelay(L, darg);
+  txaio__checkcallable(L, darg + 1, 0);
+  if (sidx == 0) sidx = txaio__bound_scheduler(L);
+  txaio__sched_add(L, sidx, txaio__sched_now(L, sidx) + delay, darg + 1, darg + 2, nargs);
+  return 1;
+}
+
+static int api_call_later(lua_State *L) {
+  return schedule_call(L, 0, 1);
+}
+
+static int timer_cancel_upvalue(lua_State *L) {
+  txaio__timer_cancel(L, lua_upvalueindex(1));
+  return 0;
+}
+
+static int api_sleep(lua_State *L) {
+  double delay = txaio__checkdelay(L, 1);
+  int sidx = txaio__bound_scheduler(L), fidx;
+  txaio__newfuture(L);
+  fidx = lua_gettop(L);
+  txaio__sched_add(L, sidx, txaio__sched_now(L, sidx) + delay, fidx, 0, 0);
+  lua_pushcclosure(L, timer_cancel_upvalue, 1);
+  lua_setiuservalue(L, fidx, FS_CANCELLER);
+  lua_settop(L, fidx);
+  return 1;
+}
+
+static int api_tick(lua_State *L) {
+  int sidx = txaio__bound_scheduler(L);
+  double now = txaio__sched_tick(L, sidx);
+  txaio__push_next_timeout(L, (Scheduler *)lua_touserdata(L, sidx), now);
+  return 1;
+}
+
+/* core.bind(binding): the loop-dependent API functions, reading the loop from binding[1]. */
+static const luaL_Reg bound_funcs[] = {
+  { "call_later", api_call_later },
+  { "sleep", api_sleep },
+  { "tick", api_tick },
+  { NULL, NULL }
+};
+
+
+static int core_bind(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_newtable(L);
+  lua_pushvalue(L, 1);
+  luaL_setfuncs(L, bound_funcs, 1);
+  lua_pushvalue(L, 1);
+  lua_pushcclosure(L, txaio__batch_make, 1);
+  lua_setfield(L, -2, "make_batched_timer");
+  return 1;
+}
+
+/* ------------------------------------------------------------------ Scheduler object */
+
+Scheduler *txaio__newscheduler(lua_State *L) {
+  Scheduler *s = (Scheduler *)lua_newuserdatauv(L, sizeof(Scheduler), SS_NSLOTS);
+  memset(s, 0, sizeof *s);
+  txaio__heap_init(&s->heap);
+  s->last_now = -HUGE_VAL;
+  s->armed = HUGE_VAL;
+  luaL_setmetatable(L, TXAIO_SCHEDULER_MT);
+  lua_newtable(L);
+  lua_setiuservalue(L, -2, SS_ROOTS);
+  return s;
+}
+
+static int sched_new(lua_State *L) {
+  txaio__checkcallable(L, 1, 1);
+  txaio__checkcallable(L, 2, 1);
+  lua_settop(L, 2);
+  txaio__newscheduler(L);
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, 3, SS_NOW);
+  lua_pushvalue(L, 2);
+  lua_setiuservalue(L, 3, SS_WAKE);
+  return 1;
+}
+
+static int sched_m_now(lua_State *L) {
+  txaio__checkscheduler(L, 1);
+  lua_pushnumber(L, txaio__sched_now(L, 1));
+  return 1;
+}
+
+static int sched_m_tick(lua_State *L) {
+  Scheduler *s = txaio__checkscheduler(L, 1);
+  double now = txaio__sched_tick(L, 1);
+  txaio__push_next_timeout(L, s, now);
+  return 1;
+}
+
+static int sched_m_pending(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)txaio__checkscheduler(L, 1)->heap.count);
+  return 1;
+}
+
+static int sched_m_next_due(lua_State *L) {
+  HeapNode *top = txaio__heap_min(&txaio__checkscheduler(L, 1)->heap);
+  if (top) lua_pushnumber(L, top->due);
+  else lua_pushnil(L);
+  return 1;
+}
+
+static int sched_m_call_later(lua_State *L) {
+  txaio__checkscheduler(L, 1);
+  return schedule_call(L, 1, 2);
+}
+
+static int sched_gc(lua_State *L) {
+  Scheduler *s = (Scheduler *)lua_touserdata(L, 1);
+  void *ud;
+  lua_Alloc alloc = lua_getallocf(L, &ud);
+  txaio__heap_free(&s->heap, alloc, ud);
+  return 0;
+}
+
+static int timer_m_cancel(lua_State *L) {
+  luaL_checkudata(L, 1, TXAIO_TIMER_MT);
+  lua_pushboolean(L, txaio__timer_cancel(L, 1));
+  return 1;
+}
+
+static int timer_m_active(lua_State *L) {
+  Timer *t = (Timer *)luaL_checkudata(L, 1, TXAIO_TIMER_MT);
+  lua_pushboolean(L, t->ref != LUA_NOREF);
+  return 1;
+}
+
+static int timer_tostring(lua_State *L) {
+  Timer *t = (Timer *)luaL_checkudata(L, 1, TXAIO_TIMER_MT);
+  lua_pushfstring(L, "txaio.Timer: %p (%s)", lua_topointer(L, 1),
+                  t->ref != LUA_NOREF ? "pending" : "done");
+  return 1;
+}
+
+static const luaL_Reg sched_methods[] = {
+  { "now", sched_m_now },
+  { "tick", sched_m_tick },
+  { "pending", sched_m_pending },
+  { "next_due", sched_m_next_due },
+  { "call_later", sched_m_call_later },
+  { NULL, NULL }
+};
+
+static const luaL_Reg timer_methods[] = {
+  { "cancel", timer_m_cancel },
+  { "active", timer_m_active },
+  { NULL, NULL }
+};
+
+void txaio__opensched(lua_State *L) {
+  luaL_newmetatable(L, TXAIO_SCHEDULER_MT);
+  lua_pushcfunction(L, sched_gc);
+  lua_setfield(L, -2, "__gc");
+  luaL_newlib(L, sched_methods);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+  luaL_newmetatable(L, TXAIO_TIMER_MT);
+  lua_pushcfunction(L, timer_tostring);
+  lua_setfield(L, -2, "__tostring");
+  luaL_newlib(L, timer_methods);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+  lua_pushcfunction(L, sched_new);
+  lua_setfield(L, -2, "new_scheduler");
+  lua_pushcfunction(L, core_bind);
+  lua_setfield(L, -2, "bind");
+}

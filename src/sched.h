@@ -1,0 +1,47 @@
+/*
+** sched.h - the per-loop timer scheduler, shared by sched.c, batch.c and host.c.
+*/
+#ifndef TXAIO_SCHED_H
+#define TXAIO_SCHED_H
+
+#include "heap.h"
+#include "internal.h"
+
+#define TXAIO_SCHEDULER_MT "txaio.Scheduler"
+#define TXAIO_TIMER_MT     "txaio.Timer"
+
+/* Scheduler user values: the clock and wake-up are all a backend supplies. */
+enum SchedSlot { SS_NOW = 1, SS_WAKE, SS_ROOTS, SS_NSLOTS = SS_ROOTS };
+
+typedef struct Scheduler {
+  Heap heap;
+  uint64_t seq;      /* tie-breaker: equal deadlines fire in scheduling order */
+  double last_now;   /* the clock never appears to go backwards */
+  double armed;      /* deadline the backend was last asked to wake us for; HUGE_VAL if none */
+  int firing;
+  /* clock and wake-up supplied from C by an embedder (txaio.h); NULL when Lua supplies them */
+  double (*c_now)(void *ud);
+  void (*c_wake)(void *ud, double delay);
+  void *c_ud;
+} Scheduler;
+
+Scheduler *txaio__checkscheduler(lua_State *L, int idx);
+double txaio__sched_now(lua_State *L, int sidx);
+double txaio__checkdelay(lua_State *L, int arg);
+/* [-0, +1, e] schedules the value at fnidx (a callable, a Future or a bucket) with nargs args */
+void txaio__sched_add(lua_State *L, int sidx, double due, int fnidx, int firstarg, int nargs);
+int txaio__timer_cancel(lua_State *L, int tidx);
+/* [-0, +1, e] pushes the scheduler bound to the API closure's upvalue, or raises "no loop" */
+int txaio__bound_scheduler(lua_State *L);
+void txaio__push_next_timeout(lua_State *L, Scheduler *s, double now);
+double txaio__sched_tick(lua_State *L, int sidx);
+Scheduler *txaio__newscheduler(lua_State *L);
+void txaio__opensched(lua_State *L);
+
+/* batch.c */
+int txaio__isbucket(lua_State *L, int idx);
+void txaio__bucket_fire(lua_State *L, int bidx, int sidx, double now);
+int txaio__batch_make(lua_State *L);
+void txaio__openbatch(lua_State *L);
+
+#endif
