@@ -349,6 +349,10 @@ static int sched_gc(lua_State *L) {
   void *ud;
   lua_Alloc alloc = lua_getallocf(L, &ud);
   txaio__heap_free(&s->heap, alloc, ud);
+  if (s->c_free) {
+    s->c_free(s->c_ud);
+    s->c_free = NULL;
+  }
   return 0;
 }
 

@@ -22,6 +22,7 @@ typedef struct Scheduler {
   /* clock and wake-up supplied from C by an embedder (txaio.h); NULL when Lua supplies them */
   double (*c_now)(void *ud);
   void (*c_wake)(void *ud, double delay);
+  void (*c_free)(void *ud);
   void *c_ud;
 } Scheduler;
 
