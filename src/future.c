@@ -299,8 +299,8 @@ static int fut_tostring(lua_State *L) {
 
 /* Finalizers never run user code: an unobserved failure is queued and reported later. */
 static int fut_gc(lua_State *L) {
-  Future *f = (Future *)lua_touserdata(L, 1);
-  if (f->state == FUT_FAILED && !f->observed && !f->cancelled) {
+  Future *f = txaio__tofuture(L, 1);   /* a table can borrow the metatable: check, never assume */
+  if (f && f->state == FUT_FAILED && !f->observed && !f->cancelled) {
     lua_getiuservalue(L, 1, FS_VALUE);
     txaio__queue_unhandled(L, lua_gettop(L));
   }

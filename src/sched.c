@@ -345,9 +345,10 @@ static int sched_m_call_later(lua_State *L) {
 }
 
 static int sched_gc(lua_State *L) {
-  Scheduler *s = (Scheduler *)lua_touserdata(L, 1);
+  Scheduler *s = (Scheduler *)luaL_testudata(L, 1, TXAIO_SCHEDULER_MT);
   void *ud;
   lua_Alloc alloc = lua_getallocf(L, &ud);
+  if (!s) return 0;   /* a table that borrowed the metatable */
   txaio__heap_free(&s->heap, alloc, ud);
   if (s->c_free) {
     s->c_free(s->c_ud);

@@ -46,7 +46,7 @@ function make_api(initial_loop)
   for _, name in ipairs(NEEDS_LOOP) do
     local real = core[name]
     guards[name] = function(...)
-      if current == nil then error(NO_LOOP, 2) end
+      if current == nil then error(NO_LOOP, 0) end   -- level 0: the message must start with "txaio: ..."
       return real(...)
     end
   end
@@ -122,6 +122,7 @@ function make_api(initial_loop)
     end
     local loop = opts and opts.loop
     if loop == nil then loop = current end
+    if loop == nil then error(NO_LOOP, 0) end   -- level 0: the message must start with "txaio: ..."
     return make_api(to_loop(loop, "with_config", 2))
   end
 

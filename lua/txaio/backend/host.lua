@@ -14,7 +14,8 @@ end
 
 --- Raises a `bad argument` error for `fname` unless `adapter` is a valid host adapter.
 function M.check(adapter, fname, level)
-  local function bad(msg) error(("bad argument #1 to '%s' (%s)"):format(fname, msg), level + 1) end
+  -- level is error()'s level as seen from check's caller
+  local function bad(msg) error(("bad argument #1 to '%s' (%s)"):format(fname, msg), level + 2) end
   if type(adapter) ~= "table" then bad("host adapter table expected, got " .. type(adapter)) end
   if not is_callable(adapter.now) then
     bad("adapter.now must be a function returning seconds, got " .. type(adapter.now))
