@@ -1,0 +1,1001 @@
+-- Futures: CONTRACT.md section 2 (everything but gather, which has its own spec) and the future
+-- rows of section 11 (bad input).
+local txaio = require "txaio"
+local report = require "txaio.report"
+
+setup(function()
+  txaio.use_host{ now = function() return 0 end }
+end)
+
+-- Attaches a callback pair that records how `f` completed: returns a function giving
+-- ("resolved", value), ("failed", failure) or nil while `f` is still pending.
+local function watch(f)
+  local kind, got
+  txaio.add_callbacks(f,
+    function(v) kind, got = "resolved", v end,
+    function(fail) kind, got = "failed", fail end)
+  return function() return kind, got end
+end
+
+-- Runs `fn` under pcall and returns the error message, asserting that it did fail.
+local function error_of(fn, ...)
+  local ok, err = pcall(fn, ...)
+  assert.is_false(ok)
+  return err
+end
+
+-- Asserts that `haystack` (a string) contains `needle` as plain text.
+local function assert_contains(haystack, needle)
+  assert.is_string(haystack)
+  assert.truthy(haystack:find(needle, 1, true),
+    ("expected %q to contain %q"):format(haystack, needle))
+end
+
+-- Runs `fn` with the collector's ordinary incremental settings and then restores the previous
+-- ones. For the tests that allocate a lot of futures: they pin stack use and ordering, and under
+-- the suite's "stress" GC pass (pause 0) they would take hours instead of seconds.
+local function with_ordinary_gc(fn)
+  local pause = collectgarbage("setpause", 200)
+  local stepmul = collectgarbage("setstepmul", 100)
+  local ok, err = pcall(fn)
+  collectgarbage("setpause", pause)
+  collectgarbage("setstepmul", stepmul)
+  if not ok then error(err, 0) end
+end
+
+-- Every report the handler received during the current test, as {message = ..., failure = ...}.
+local reports
+local previous_handler
+
+before_each(function()
+  reports = {}
+  previous_handler = report.set_handler(function(message, failure)
+    reports[#reports + 1] = { message = message, failure = failure }
+  end)
+end)
+
+after_each(function()
+  report.set_handler(previous_handler)
+end)
+
+-- The reports whose message contains `marker`.
+local function reports_about(marker)
+  local found = {}
+  for _, r in ipairs(reports) do
+    if type(r.message) == "string" and r.message:find(marker, 1, true) then
+      found[#found + 1] = r
+    end
+  end
+  return found
+end
+
+-- Runs every pending finalizer and delivers whatever they queued.
+local function collect_and_flush()
+  collectgarbage()
+  collectgarbage()
+  report.flush()
+end
+
+describe("txaio.create_future", function()
+  it("returns a pending future when given nothing", function()
+    local f = txaio.create_future()
+    assert.is_true(txaio.is_future(f))
+    assert.is_false(txaio.is_called(f))
+  end)
+
+  it("returns a future already resolved with the result", function()
+    local f = txaio.create_future(42)
+    assert.is_true(txaio.is_called(f))
+    local kind, value = watch(f)()
+    assert.equal("resolved", kind)
+    assert.equal(42, value)
+  end)
+
+  it("treats false as a result, not as a missing one", function()
+    local kind, value = watch(txaio.create_future(false))()
+    assert.equal("resolved", kind)
+    assert.equal(false, value)
+  end)
+
+  it("returns a future already failed with the error", function()
+    local err = { code = 7 }
+    local f = txaio.create_future(nil, err)
+    assert.is_true(txaio.is_called(f))
+    local kind, fail = watch(f)()
+    assert.equal("failed", kind)
+    assert.is_true(txaio.is_failure(fail))
+    assert.equal(err, fail.value)
+  end)
+
+  it("rejects a result and an error given together", function()
+    local err = error_of(txaio.create_future, 1, "boom")
+    assert_contains(err, "create_future: result and error are exclusive")
+  end)
+
+  it("keeps the canceller for cancel to call with the future", function()
+    local calls, seen = 0, nil
+    local f = txaio.create_future(nil, nil, function(g) calls = calls + 1; seen = g end)
+    assert.equal(0, calls)
+    txaio.cancel(f)
+    assert.equal(1, calls)
+    assert.equal(f, seen)
+  end)
+end)
+
+describe("txaio.create_future_success", function()
+  it("returns a future resolved with the value", function()
+    local f = txaio.create_future_success("hello")
+    assert.is_true(txaio.is_future(f))
+    assert.is_true(txaio.is_called(f))
+    local kind, value = watch(f)()
+    assert.equal("resolved", kind)
+    assert.equal("hello", value)
+  end)
+
+  it("accepts nil as the value", function()
+    local f = txaio.create_future_success(nil)
+    assert.is_true(txaio.is_called(f))
+    local kind, value = watch(f)()
+    assert.equal("resolved", kind)
+    assert.is_nil(value)
+  end)
+end)
+
+describe("txaio.create_future_error", function()
+  it("passes a failure through unchanged", function()
+    local fail = txaio.create_failure("boom")
+    local kind, got = watch(txaio.create_future_error(fail))()
+    assert.equal("failed", kind)
+    assert.equal(fail, got)
+  end)
+
+  it("wraps a string error in a failure", function()
+    local kind, got = watch(txaio.create_future_error("boom"))()
+    assert.equal("failed", kind)
+    assert.is_true(txaio.is_failure(got))
+    assert.equal("boom", got.value)
+  end)
+
+  it("wraps a table error in a failure that keeps the same table", function()
+    local err = { reason = "bad" }
+    local kind, got = watch(txaio.create_future_error(err))()
+    assert.equal("failed", kind)
+    assert.is_true(txaio.is_failure(got))
+    assert.equal(err, got.value)
+  end)
+end)
+
+describe("txaio.as_future", function()
+  it("resolves with the function's first return value", function()
+    local f = txaio.as_future(function(a, b) return a + b, "ignored" end, 2, 3)
+    assert.is_true(txaio.is_future(f))
+    local kind, value = watch(f)()
+    assert.equal("resolved", kind)
+    assert.equal(5, value)
+  end)
+
+  it("resolves with nil when the function returns nothing", function()
+    local kind, value = watch(txaio.as_future(function() end))()
+    assert.equal("resolved", kind)
+    assert.is_nil(value)
+  end)
+
+  it("passes a returned future through as the same object", function()
+    local inner = txaio.create_future()
+    local f = txaio.as_future(function() return inner end)
+    assert.equal(inner, f)
+    assert.is_false(txaio.is_called(f))
+  end)
+
+  it("passes a returned failed future through as the same object", function()
+    local inner = txaio.create_future_error("nope")
+    watch(inner)
+    assert.equal(inner, txaio.as_future(function() return inner end))
+  end)
+
+  it("turns a raised error into a failed future with the error value", function()
+    local err = { code = 99 }
+    local kind, fail = watch(txaio.as_future(function() error(err) end))()
+    assert.equal("failed", kind)
+    assert.is_true(txaio.is_failure(fail))
+    assert.equal(err, fail.value)
+  end)
+
+  it("keeps the traceback of the raise, including the raising function", function()
+    local raise_line
+    local function inner_raiser()
+      raise_line = debug.getinfo(1, "l").currentline + 1
+      error("boom from inner_raiser")
+    end
+    local function outer() inner_raiser() end
+    local kind, fail = watch(txaio.as_future(outer))()
+    assert.equal("failed", kind)
+    assert_contains(fail.value, "boom from inner_raiser")
+    local text = txaio.failure_format_traceback(fail)
+    assert_contains(text, "inner_raiser")
+    assert_contains(text, "future_spec.lua:" .. raise_line)
+    local frames = txaio.failure_traceback(fail)
+    local found = false
+    for _, frame in ipairs(frames) do
+      if frame.line == raise_line and tostring(frame.source):find("future_spec.lua", 1, true) then
+        found = true
+      end
+    end
+    assert.is_true(found, "no frame at future_spec.lua:" .. raise_line)
+  end)
+end)
+
+describe("txaio.is_future", function()
+  it("is true for a future", function()
+    assert.is_true(txaio.is_future(txaio.create_future()))
+    assert.is_true(txaio.is_future(txaio.create_future_success(1)))
+  end)
+
+  it("is false for everything that is not a future", function()
+    local fail = txaio.create_failure("x")
+    for _, v in ipairs{ {}, "future", 1, true, fail, print, io.stdout } do
+      assert.is_false(txaio.is_future(v), "for " .. tostring(v))
+    end
+    assert.is_false(txaio.is_future(nil))
+    assert.is_false(txaio.is_future())
+  end)
+end)
+
+describe("txaio.is_called", function()
+  it("is false while pending and true once resolved", function()
+    local f = txaio.create_future()
+    assert.is_false(txaio.is_called(f))
+    txaio.resolve(f, 1)
+    assert.is_true(txaio.is_called(f))
+  end)
+
+  it("is true once failed", function()
+    local f = txaio.create_future()
+    watch(f)
+    txaio.reject(f, "x")
+    assert.is_true(txaio.is_called(f))
+  end)
+
+  it("is true once cancelled", function()
+    local f = txaio.create_future()
+    txaio.cancel(f)
+    assert.is_true(txaio.is_called(f))
+  end)
+
+  it("is true after resolving with nil", function()
+    local f = txaio.create_future()
+    txaio.resolve(f, nil)
+    assert.is_true(txaio.is_called(f))
+  end)
+end)
+
+describe("txaio.resolve", function()
+  it("runs the callbacks with the value", function()
+    local f = txaio.create_future()
+    local result = watch(f)
+    assert.is_nil(result())
+    txaio.resolve(f, "v")
+    local kind, value = result()
+    assert.equal("resolved", kind)
+    assert.equal("v", value)
+  end)
+
+  it("does not call errbacks", function()
+    local f = txaio.create_future()
+    local errbacks = 0
+    txaio.add_callbacks(f, nil, function() errbacks = errbacks + 1 end)
+    txaio.resolve(f, 1)
+    assert.equal(0, errbacks)
+  end)
+end)
+
+describe("txaio.reject", function()
+  it("gives errbacks a failure whose value is the original error", function()
+    local err = { why = "because" }
+    local f = txaio.create_future()
+    local result = watch(f)
+    txaio.reject(f, err)
+    local kind, fail = result()
+    assert.equal("failed", kind)
+    assert.is_true(txaio.is_failure(fail))
+    assert.equal(err, fail.value)
+  end)
+
+  it("keeps a string error exactly as given", function()
+    local f = txaio.create_future()
+    local result = watch(f)
+    txaio.reject(f, "plain message")
+    local _, fail = result()
+    assert.equal("plain message", fail.value)
+  end)
+
+  it("wraps the error with the current traceback", function()
+    local f = txaio.create_future()
+    local result = watch(f)
+    txaio.reject(f, "traced")
+    local _, fail = result()
+    assert_contains(txaio.failure_format_traceback(fail), "future_spec.lua")
+  end)
+
+  it("passes a failure through as the same object", function()
+    local given = txaio.create_failure("already a failure")
+    local f = txaio.create_future()
+    local result = watch(f)
+    txaio.reject(f, given)
+    local _, fail = result()
+    assert.equal(given, fail)
+  end)
+
+  it("does not call callbacks", function()
+    local f = txaio.create_future()
+    local callbacks, errbacks = 0, 0
+    txaio.add_callbacks(f, function() callbacks = callbacks + 1 end,
+      function() errbacks = errbacks + 1 end)
+    txaio.reject(f, "x")
+    assert.equal(0, callbacks)
+    assert.equal(1, errbacks)
+  end)
+end)
+
+describe("txaio.cancel", function()
+  it("calls the canceller once, with the future, before failing it", function()
+    local calls, seen, called_during = 0, nil, nil
+    local f
+    f = txaio.create_future(nil, nil, function(g)
+      calls = calls + 1
+      seen = g
+      called_during = txaio.is_called(f)
+    end)
+    txaio.cancel(f)
+    assert.equal(1, calls)
+    assert.equal(f, seen)
+    assert.is_false(called_during)
+    assert.is_true(txaio.is_called(f))
+  end)
+
+  it("fails the future with a CancelledError carrying the message", function()
+    local f = txaio.create_future()
+    local result = watch(f)
+    txaio.cancel(f, "user gave up")
+    local kind, fail = result()
+    assert.equal("failed", kind)
+    assert.is_true(txaio.is_failure(fail))
+    local v = fail.value
+    assert.equal(txaio.CancelledError, getmetatable(v))
+    assert.equal("user gave up", v.message)
+    local line = txaio.failure_message(fail)
+    assert.equal(1, line:find("CancelledError", 1, true))
+    assert_contains(line, "user gave up")
+  end)
+
+  it("fails the future with a CancelledError without a message", function()
+    local f = txaio.create_future()
+    local result = watch(f)
+    txaio.cancel(f)
+    local _, fail = result()
+    assert.equal(txaio.CancelledError, getmetatable(fail.value))
+    assert.is_nil(fail.value.message)
+    assert.equal(1, txaio.failure_message(fail):find("CancelledError", 1, true))
+  end)
+
+  it("works on a future without a canceller", function()
+    local f = txaio.create_future()
+    local result = watch(f)
+    txaio.cancel(f)
+    local kind = result()
+    assert.equal("failed", kind)
+  end)
+
+  it("ignores a later resolve without raising", function()
+    local f = txaio.create_future()
+    local calls = 0
+    txaio.add_callbacks(f, function() calls = calls + 1 end, function() calls = calls + 1 end)
+    txaio.cancel(f)
+    local ok = pcall(txaio.resolve, f, "late")
+    assert.is_true(ok)
+    assert.equal(1, calls)
+    local err = error_of(f.result, f)
+    assert.equal(txaio.CancelledError, getmetatable(err))
+  end)
+
+  it("ignores a later reject without raising", function()
+    local f = txaio.create_future()
+    local calls = 0
+    txaio.add_callbacks(f, function() calls = calls + 1 end, function() calls = calls + 1 end)
+    txaio.cancel(f)
+    local ok = pcall(txaio.reject, f, "late")
+    assert.is_true(ok)
+    assert.equal(1, calls)
+    local err = error_of(f.result, f)
+    assert.equal(txaio.CancelledError, getmetatable(err))
+  end)
+
+  it("has no effect on a resolved future", function()
+    local cancellers = 0
+    local f = txaio.create_future(nil, nil, function() cancellers = cancellers + 1 end)
+    local calls = 0
+    txaio.add_callbacks(f, function() calls = calls + 1 end, function() calls = calls + 1 end)
+    txaio.resolve(f, "done")
+    txaio.cancel(f, "too late")
+    assert.equal(0, cancellers)
+    assert.equal(1, calls)
+    assert.equal("done", f:result())
+  end)
+
+  it("has no effect on a failed future", function()
+    local cancellers = 0
+    local f = txaio.create_future(nil, nil, function() cancellers = cancellers + 1 end)
+    local result = watch(f)
+    txaio.reject(f, "original")
+    txaio.cancel(f)
+    assert.equal(0, cancellers)
+    local _, fail = result()
+    assert.equal("original", fail.value)
+  end)
+
+  it("calls the canceller only once when cancelled twice", function()
+    local cancellers, errbacks = 0, 0
+    local f = txaio.create_future(nil, nil, function() cancellers = cancellers + 1 end)
+    txaio.add_callbacks(f, nil, function() errbacks = errbacks + 1 end)
+    txaio.cancel(f)
+    txaio.cancel(f)
+    assert.equal(1, cancellers)
+    assert.equal(1, errbacks)
+  end)
+
+  it("calls the canceller only once when it cancels the future again", function()
+    local cancellers, errbacks = 0, 0
+    local f
+    f = txaio.create_future(nil, nil, function(g)
+      cancellers = cancellers + 1
+      txaio.cancel(g)
+    end)
+    txaio.add_callbacks(f, nil, function() errbacks = errbacks + 1 end)
+    txaio.cancel(f)
+    assert.equal(1, cancellers)
+    assert.equal(1, errbacks)
+    assert.is_true(txaio.is_called(f))
+  end)
+end)
+
+describe("completing a future twice", function()
+  local first = {
+    resolve = function(f) txaio.resolve(f, "first") end,
+    reject = function(f) txaio.reject(f, "first") end,
+  }
+  local second = {
+    resolve = function(f) txaio.resolve(f, "second") end,
+    reject = function(f) txaio.reject(f, "second") end,
+  }
+  for _, a in ipairs{ "resolve", "reject" } do
+    for _, b in ipairs{ "resolve", "reject" } do
+      it(("raises an error containing 'already' on %s after %s"):format(b, a), function()
+        local f = txaio.create_future()
+        local result = watch(f)
+        first[a](f)
+        local err = error_of(second[b], f)
+        assert_contains(tostring(err), "already")
+        -- the future keeps its first outcome
+        local kind, got = result()
+        if a == "resolve" then
+          assert.equal("resolved", kind)
+          assert.equal("first", got)
+          assert.equal("first", f:result())
+        else
+          assert.equal("failed", kind)
+          assert.equal("first", got.value)
+        end
+      end)
+    end
+  end
+
+  it("raises an error containing 'already' on a future created resolved", function()
+    local err = error_of(txaio.resolve, txaio.create_future_success(1), 2)
+    assert_contains(err, "already")
+  end)
+end)
+
+describe("txaio.add_callbacks", function()
+  it("returns the same future", function()
+    local f = txaio.create_future()
+    assert.equal(f, txaio.add_callbacks(f, function() end, nil))
+    assert.equal(f, txaio.add_callbacks(f, nil, function() end))
+  end)
+
+  it("runs callbacks in the order they were added", function()
+    local f = txaio.create_future()
+    local order = {}
+    for i = 1, 6 do
+      txaio.add_callbacks(f, function(v) order[#order + 1] = i .. v end, nil)
+    end
+    txaio.resolve(f, "x")
+    assert.same({ "1x", "2x", "3x", "4x", "5x", "6x" }, order)
+  end)
+
+  it("runs errbacks in the order they were added, skipping pairs without one", function()
+    local f = txaio.create_future()
+    local order = {}
+    txaio.add_callbacks(f, nil, function() order[#order + 1] = "e1" end)
+    txaio.add_callbacks(f, function() order[#order + 1] = "c2" end, nil)
+    txaio.add_callbacks(f, function() order[#order + 1] = "c3" end,
+      function() order[#order + 1] = "e3" end)
+    txaio.add_callbacks(f, nil, function() order[#order + 1] = "e4" end)
+    txaio.reject(f, "x")
+    assert.same({ "e1", "e3", "e4" }, order)
+  end)
+
+  it("skips pairs without a callback on resolve", function()
+    local f = txaio.create_future()
+    local order = {}
+    txaio.add_callbacks(f, nil, function() order[#order + 1] = "e1" end)
+    txaio.add_callbacks(f, function() order[#order + 1] = "c2" end, nil)
+    txaio.resolve(f, 1)
+    assert.same({ "c2" }, order)
+  end)
+
+  it("calls back at once on an already resolved future", function()
+    local f = txaio.create_future_success("ready")
+    local got
+    txaio.add_callbacks(f, function(v) got = v end, nil)
+    assert.equal("ready", got)
+  end)
+
+  it("calls the errback at once on an already failed future", function()
+    local f = txaio.create_future_error("broken")
+    local got
+    txaio.add_callbacks(f, nil, function(fail) got = fail end)
+    assert.is_true(txaio.is_failure(got))
+    assert.equal("broken", got.value)
+  end)
+
+  it("calls each callback exactly once", function()
+    local f = txaio.create_future()
+    local calls = 0
+    txaio.add_callbacks(f, function() calls = calls + 1 end, nil)
+    txaio.resolve(f, 1)
+    txaio.add_callbacks(f, function() calls = calls + 10 end, nil)
+    assert.equal(11, calls)
+  end)
+
+  it("rejects a pair where both are nil", function()
+    local f = txaio.create_future()
+    local err = error_of(txaio.add_callbacks, f, nil, nil)
+    assert_contains(err, "add_callbacks: callback and errback cannot both be nil")
+  end)
+end)
+
+describe("the order in which callbacks run", function()
+  it("queues callbacks of a future completed from inside a callback after the current ones", function()
+    local order = {}
+    local a, b = txaio.create_future(), txaio.create_future()
+    txaio.add_callbacks(a, function()
+      order[#order + 1] = "a1"
+      txaio.resolve(b, "b")
+      order[#order + 1] = "a1 after resolve(b)"
+    end, nil)
+    txaio.add_callbacks(a, function() order[#order + 1] = "a2" end, nil)
+    txaio.add_callbacks(b, function() order[#order + 1] = "b1" end, nil)
+    txaio.resolve(a, "a")
+    order[#order + 1] = "resolve(a) returned"
+    assert.same({ "a1", "a1 after resolve(b)", "a2", "b1", "resolve(a) returned" }, order)
+  end)
+
+  it("runs queued callbacks first in, first out, across several futures", function()
+    local order = {}
+    local a, b, c, d = txaio.create_future(), txaio.create_future(),
+      txaio.create_future(), txaio.create_future()
+    local function log(name) return function() order[#order + 1] = name end end
+    txaio.add_callbacks(a, function() log("a1")(); txaio.resolve(b, 1) end, nil)
+    txaio.add_callbacks(a, function() log("a2")(); txaio.resolve(c, 1) end, nil)
+    txaio.add_callbacks(b, function() log("b1")(); txaio.resolve(d, 1) end, nil)
+    txaio.add_callbacks(b, log("b2"), nil)
+    txaio.add_callbacks(c, log("c1"), nil)
+    txaio.add_callbacks(d, log("d1"), nil)
+    txaio.resolve(a, 1)
+    assert.same({ "a1", "a2", "b1", "b2", "c1", "d1" }, order)
+    assert.is_true(txaio.is_called(d))
+  end)
+
+  it("has run errbacks of a future rejected from inside a callback when reject returns", function()
+    local order = {}
+    local a, b = txaio.create_future(), txaio.create_future()
+    txaio.add_callbacks(a, function() order[#order + 1] = "a1"; txaio.reject(b, "e") end, nil)
+    txaio.add_callbacks(b, nil, function() order[#order + 1] = "b1" end)
+    txaio.add_callbacks(a, function() order[#order + 1] = "a2" end, nil)
+    txaio.resolve(a, 1)
+    assert.same({ "a1", "a2", "b1" }, order)
+  end)
+
+  it("completes a chain of 1,000,000 futures without overflowing the stack", function()
+    local n = 1000000
+    local count, last = 0, nil
+    local function step(v)
+      count = count + 1
+      last = v
+      if count < n then
+        local nxt = txaio.create_future()
+        txaio.add_callbacks(nxt, step, nil)
+        txaio.resolve(nxt, v + 1)
+      end
+    end
+    local ok, err
+    with_ordinary_gc(function()
+      local head = txaio.create_future()
+      txaio.add_callbacks(head, step, nil)
+      ok, err = pcall(txaio.resolve, head, 1)
+    end)
+    assert.is_true(ok, tostring(err))
+    assert.equal(n, count)
+    assert.equal(n, last)
+    assert.equal(0, #reports_about("stack overflow"))
+  end)
+
+  it("completes a prebuilt chain where each callback resolves the next future", function()
+    local n = 100000
+    local count, ok, err = 0, nil, nil
+    local last
+    with_ordinary_gc(function()
+      local futures = {}
+      for i = 1, n do futures[i] = txaio.create_future() end
+      for i = 1, n do
+        txaio.add_callbacks(futures[i], function(v)
+          count = count + 1
+          if i < n then txaio.resolve(futures[i + 1], v + 1) end
+        end, nil)
+      end
+      ok, err = pcall(txaio.resolve, futures[1], 1)
+      last = futures[n]:result()
+    end)
+    assert.is_true(ok, tostring(err))
+    assert.equal(n, count)
+    assert.equal(n, last)
+  end)
+
+  it("completes a chain of 100,000 cancellations without overflowing the stack", function()
+    local n = 100000
+    local count = 0
+    local function step()
+      count = count + 1
+      if count < n then
+        local nxt = txaio.create_future()
+        txaio.add_callbacks(nxt, nil, step)
+        txaio.cancel(nxt)
+      end
+    end
+    local ok, err
+    with_ordinary_gc(function()
+      local head = txaio.create_future()
+      txaio.add_callbacks(head, nil, step)
+      ok, err = pcall(txaio.cancel, head)
+    end)
+    assert.is_true(ok, tostring(err))
+    assert.equal(n, count)
+  end)
+end)
+
+describe("errors raised in callbacks", function()
+  it("do not escape resolve and do not stop the other callbacks", function()
+    local f = txaio.create_future()
+    local seen = {}
+    txaio.add_callbacks(f, function() error("callback-marker-1") end, nil)
+    txaio.add_callbacks(f, function(v) seen[#seen + 1] = v end, nil)
+    local ok, err = pcall(txaio.resolve, f, "value")
+    assert.is_true(ok, tostring(err))
+    assert.same({ "value" }, seen)
+  end)
+
+  it("do not escape reject and do not stop the other errbacks", function()
+    local f = txaio.create_future()
+    local seen = {}
+    txaio.add_callbacks(f, nil, function() error("errback-marker-1") end)
+    txaio.add_callbacks(f, nil, function(fail) seen[#seen + 1] = fail.value end)
+    local ok, err = pcall(txaio.reject, f, "why")
+    assert.is_true(ok, tostring(err))
+    assert.same({ "why" }, seen)
+  end)
+
+  it("are reported through the handler with a failure and its traceback", function()
+    local f = txaio.create_future()
+    local function raising_callback() error("callback-marker-2") end
+    txaio.add_callbacks(f, raising_callback, nil)
+    txaio.resolve(f, 1)
+    local found = reports_about("callback-marker-2")
+    assert.equal(1, #found)
+    local r = found[1]
+    assert.equal(1, r.message:find("Unhandled error in callback: ", 1, true))
+    assert.is_true(txaio.is_failure(r.failure))
+    assert_contains(r.failure.value, "callback-marker-2")
+    assert_contains(txaio.failure_format_traceback(r.failure), "future_spec.lua")
+  end)
+
+  it("are reported from errbacks too", function()
+    local f = txaio.create_future()
+    txaio.add_callbacks(f, nil, function() error("errback-marker-2") end)
+    txaio.reject(f, "x")
+    local found = reports_about("errback-marker-2")
+    assert.equal(1, #found)
+    assert.equal(1, found[1].message:find("Unhandled error in callback: ", 1, true))
+    assert.is_true(txaio.is_failure(found[1].failure))
+  end)
+
+  it("report a raised table as the failure's value", function()
+    local f = txaio.create_future()
+    local err = setmetatable({}, { __tostring = function() return "table-marker-3" end })
+    txaio.add_callbacks(f, function() error(err) end, nil)
+    txaio.resolve(f, 1)
+    local found = reports_about("table-marker-3")
+    assert.equal(1, #found)
+    assert.equal(err, found[1].failure.value)
+  end)
+
+  it("are each reported once when several callbacks raise", function()
+    local f = txaio.create_future()
+    txaio.add_callbacks(f, function() error("multi-marker-a") end, nil)
+    txaio.add_callbacks(f, function() error("multi-marker-b") end, nil)
+    txaio.resolve(f, 1)
+    assert.equal(1, #reports_about("multi-marker-a"))
+    assert.equal(1, #reports_about("multi-marker-b"))
+  end)
+
+  it("go back to the previous handler when it is restored", function()
+    local mine = {}
+    local function handler(message) mine[#mine + 1] = message end
+    local before = report.set_handler(handler)
+    local ok, err = pcall(function()
+      local f = txaio.create_future()
+      txaio.add_callbacks(f, function() error("restore-marker") end, nil)
+      txaio.resolve(f, 1)
+    end)
+    local replaced = report.set_handler(before)
+    assert.is_true(ok, tostring(err))
+    assert.equal(handler, replaced)
+    assert.equal(1, #mine)
+    assert_contains(mine[1], "restore-marker")
+    assert.equal(0, #reports_about("restore-marker"))
+  end)
+end)
+
+describe("a failed future that is garbage-collected", function()
+  -- Each helper drops every reference to the future it makes before returning.
+  local function drop_unhandled(marker)
+    local f = txaio.create_future_error(marker)
+    assert.is_true(txaio.is_called(f))
+  end
+
+  local function drop_rejected_without_errback(marker)
+    local f = txaio.create_future()
+    txaio.add_callbacks(f, function() end, nil)
+    txaio.reject(f, marker)
+  end
+
+  local function drop_handled(marker)
+    local f = txaio.create_future()
+    txaio.add_callbacks(f, nil, function() end)
+    txaio.reject(f, marker)
+    local g = txaio.create_future_error(marker .. "-late")
+    txaio.add_callbacks(g, nil, function() end)
+  end
+
+  local function drop_cancelled(marker)
+    local f = txaio.create_future()
+    txaio.cancel(f, marker)
+  end
+
+  local function drop_resolved(marker)
+    local f = txaio.create_future()
+    txaio.resolve(f, marker)
+  end
+
+  it("is reported when nothing ever handled its failure", function()
+    drop_unhandled("gc-marker-unhandled")
+    collect_and_flush()
+    local found = reports_about("gc-marker-unhandled")
+    assert.equal(1, #found)
+    assert.equal(1, found[1].message:find("Unhandled error in future: ", 1, true))
+    assert.is_true(txaio.is_failure(found[1].failure))
+    assert.equal("gc-marker-unhandled", found[1].failure.value)
+  end)
+
+  it("is reported when it was rejected without an errback", function()
+    drop_rejected_without_errback("gc-marker-rejected")
+    collect_and_flush()
+    local found = reports_about("gc-marker-rejected")
+    assert.equal(1, #found)
+    assert.equal(1, found[1].message:find("Unhandled error in future: ", 1, true))
+  end)
+
+  it("is reported on the next future completion, without a flush", function()
+    drop_unhandled("gc-marker-next-completion")
+    collectgarbage()
+    collectgarbage()
+    txaio.resolve(txaio.create_future(), 1)
+    assert.equal(1, #reports_about("gc-marker-next-completion"))
+  end)
+
+  it("is not reported when it had an errback", function()
+    collect_and_flush()
+    drop_handled("gc-marker-handled")
+    collect_and_flush()
+    assert.equal(0, #reports_about("gc-marker-handled"))
+  end)
+
+  it("is not reported when it was cancelled", function()
+    collect_and_flush()
+    drop_cancelled("gc-marker-cancelled")
+    collect_and_flush()
+    assert.equal(0, #reports_about("gc-marker-cancelled"))
+    assert.equal(0, #reports_about("CancelledError"))
+  end)
+
+  it("is not reported when it was resolved", function()
+    collect_and_flush()
+    local before = #reports
+    drop_resolved("gc-marker-resolved")
+    collect_and_flush()
+    assert.equal(before, #reports)
+  end)
+end)
+
+describe("future methods", function()
+  it("add_callbacks adds a pair and returns the future", function()
+    local f = txaio.create_future()
+    local got
+    assert.equal(f, f:add_callbacks(function(v) got = v end, nil))
+    f:resolve(3)
+    assert.equal(3, got)
+  end)
+
+  it("resolve completes the future", function()
+    local f = txaio.create_future()
+    f:resolve("m")
+    assert.is_true(f:is_called())
+    assert.equal("m", f:result())
+  end)
+
+  it("reject fails the future", function()
+    local f = txaio.create_future()
+    local got
+    f:add_callbacks(nil, function(fail) got = fail end)
+    f:reject("m-err")
+    assert.is_true(f:is_called())
+    assert.is_true(txaio.is_failure(got))
+    assert.equal("m-err", got.value)
+  end)
+
+  it("cancel cancels the future", function()
+    local cancellers = 0
+    local f = txaio.create_future(nil, nil, function() cancellers = cancellers + 1 end)
+    f:cancel()
+    assert.equal(1, cancellers)
+    assert.is_true(f:is_called())
+    local err = error_of(f.result, f)
+    assert.equal(txaio.CancelledError, getmetatable(err))
+  end)
+
+  it("is_called reports whether the future completed", function()
+    local f = txaio.create_future()
+    assert.is_false(f:is_called())
+    f:resolve(nil)
+    assert.is_true(f:is_called())
+  end)
+
+  it("result returns the value of a resolved future", function()
+    assert.equal(5, txaio.create_future_success(5):result())
+    assert.is_nil(txaio.create_future_success(nil):result())
+  end)
+
+  it("result raises the failure's value for a failed future", function()
+    local err = { code = 1 }
+    local f = txaio.create_future_error(err)
+    local got = error_of(f.result, f)
+    assert.equal(err, got)
+    local g = txaio.create_future_error("string error")
+    assert.equal("string error", error_of(g.result, g))
+  end)
+
+  it("result raises an error for a pending future", function()
+    local f = txaio.create_future()
+    local err = error_of(f.result, f)
+    assert.is_not_nil(err)
+    assert.is_false(f:is_called())
+  end)
+
+  it("tostring shows the state", function()
+    local pending = txaio.create_future()
+    local resolved = txaio.create_future_success(1)
+    local failed = txaio.create_future_error("x")
+    watch(failed)
+    local cancelled = txaio.create_future()
+    cancelled:cancel()
+    assert_contains(tostring(pending), "pending")
+    assert_contains(tostring(resolved), "resolved")
+    assert_contains(tostring(failed), "failed")
+    assert_contains(tostring(cancelled), "cancelled")
+  end)
+
+  it("a future is a userdata", function()
+    assert.equal("userdata", type(txaio.create_future()))
+    assert.equal("userdata", type(txaio.create_future_success(1)))
+  end)
+end)
+
+describe("bad input to future functions", function()
+  local f = function() end
+  local cases = {
+    -- name, function, arguments, expected fragments
+    { "resolve with a table", function() txaio.resolve({}, 1) end,
+      { "bad argument #1", "txaio.Future expected, got table" } },
+    { "resolve with nothing", function() txaio.resolve() end,
+      { "bad argument #1", "txaio.Future expected" } },
+    { "reject with a string", function() txaio.reject("x", "e") end,
+      { "bad argument #1", "txaio.Future expected, got string" } },
+    { "reject with a nil error", function() txaio.reject(txaio.create_future(), nil) end,
+      { "bad argument #2" } },
+    { "cancel with a number", function() txaio.cancel(42) end,
+      { "bad argument #1", "txaio.Future expected, got number" } },
+    { "cancel with a failure", function() txaio.cancel(txaio.create_failure("x")) end,
+      { "bad argument #1", "txaio.Future expected" } },
+    { "is_called with a table", function() txaio.is_called({}) end,
+      { "bad argument #1", "txaio.Future expected, got table" } },
+    { "add_callbacks with a table", function() txaio.add_callbacks({}, f, f) end,
+      { "bad argument #1" } },
+    { "add_callbacks with a non-callable callback",
+      function() txaio.add_callbacks(txaio.create_future(), 42, nil) end,
+      { "bad argument #2" } },
+    { "add_callbacks with a non-callable errback",
+      function() txaio.add_callbacks(txaio.create_future(), nil, "nope") end,
+      { "bad argument #3" } },
+    { "create_future with a non-callable canceller",
+      function() txaio.create_future(nil, nil, 42) end,
+      { "bad argument #3" } },
+    { "as_future with a non-callable", function() txaio.as_future(42) end,
+      { "bad argument #1" } },
+  }
+  for _, case in ipairs(cases) do
+    local name, fn, fragments = case[1], case[2], case[3]
+    it("rejects " .. name, function()
+      local err = error_of(fn)
+      for _, fragment in ipairs(fragments) do
+        assert_contains(tostring(err), fragment)
+      end
+    end)
+  end
+
+  it("does not crash when a table borrows the future metatable", function()
+    local mt = getmetatable(txaio.create_future())
+    if type(mt) == "table" then
+      local impostor = setmetatable({}, mt)
+      assert.is_false(txaio.is_future(impostor))
+      assert.is_false(pcall(txaio.resolve, impostor, 1))
+      impostor = nil
+      collectgarbage()
+      collectgarbage()
+    end
+    assert.is_true(txaio.is_future(txaio.create_future()))
+  end)
+
+  it("accepts a callable table as a callback", function()
+    local fut = txaio.create_future()
+    local got
+    local callable = setmetatable({}, { __call = function(_, v) got = v end })
+    txaio.add_callbacks(fut, callable, nil)
+    txaio.resolve(fut, "via __call")
+    assert.equal("via __call", got)
+  end)
+
+  it("leaves the future unchanged when add_callbacks rejects its arguments", function()
+    local fut = txaio.create_future()
+    local calls = 0
+    local ok = pcall(txaio.add_callbacks, fut, function() calls = calls + 1 end, 42)
+    assert.is_false(ok)
+    txaio.resolve(fut, 1)
+    assert.equal(0, calls)
+  end)
+
+  it("leaves the future pending when reject is given no error", function()
+    local fut = txaio.create_future()
+    local ok = pcall(txaio.reject, fut, nil)
+    assert.is_false(ok)
+    assert.is_false(txaio.is_called(fut))
+  end)
+end)
