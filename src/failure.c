@@ -108,6 +108,15 @@ static int fail_create(lua_State *L) {
   return 1;
 }
 
+/* core.failure_at(err, level): for Lua message handlers, which sit 'level' frames above the raise */
+static int fail_create_at(lua_State *L) {
+  int level = (int)luaL_checkinteger(L, 2);
+  luaL_checkany(L, 1);
+  luaL_argcheck(L, level >= 1, 2, "level must be at least 1");
+  txaio__tofailure(L, 1, level);
+  return 1;
+}
+
 static int fail_is_failure(lua_State *L) {
   lua_pushboolean(L, txaio__isfailure(L, 1));
   return 1;
@@ -253,6 +262,7 @@ static const luaL_Reg failure_meta[] = {
 
 static const luaL_Reg failure_funcs[] = {
   { "create_failure", fail_create },
+  { "failure_at", fail_create_at },
   { "is_failure", fail_is_failure },
   { "failure_message", fail_message },
   { "failure_traceback", fail_traceback },

@@ -264,6 +264,16 @@ static int fut_result(lua_State *L) {
   return lua_error(L);
 }
 
+/* core.outcome(f) -> "pending" | "resolved", value | "failed", failure; the failure counts as seen */
+static int fut_outcome(lua_State *L) {
+  Future *f = txaio__checkfuture(L, 1);
+  lua_pushstring(L, state_names[f->state]);
+  if (f->state == FUT_PENDING) return 1;
+  if (f->state == FUT_FAILED) f->observed = 1;
+  lua_getiuservalue(L, 1, FS_VALUE);
+  return 2;
+}
+
 static int fut_as_future(lua_State *L) {
   int nargs = lua_gettop(L) - 1;
   txaio__checkcallable(L, 1, 0);
@@ -335,6 +345,7 @@ static const luaL_Reg future_funcs[] = {
   { "cancel", fut_cancel },
   { "add_callbacks", fut_add_callbacks },
   { "result", fut_result },
+  { "outcome", fut_outcome },
   { NULL, NULL }
 };
 

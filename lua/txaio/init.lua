@@ -5,6 +5,7 @@
 local core = require "txaio.core"
 local looplib = require "txaio.loop"
 local hostlib = require "txaio.backend.host"
+local coro = require "txaio.coro"
 local testutil_loop = looplib.is_loop
 require "txaio.report"   -- installs the reporter for uncaught callback errors
 
@@ -19,8 +20,11 @@ local NO_LOOP = "txaio: no event loop selected; call txaio.use_luv() or txaio.us
 local NEEDS_LOOP = {
   "create_future", "create_future_success", "create_future_error", "as_future", "is_called",
   "resolve", "reject", "cancel", "add_callbacks", "gather", "create_failure", "failure_message",
-  "failure_traceback", "failure_format_traceback",
+  "failure_traceback", "failure_format_traceback", "spawn", "await",
 }
+
+-- Where each of those lives.
+local IMPL = setmetatable({ spawn = coro.spawn, await = coro.await }, { __index = core })
 
 local make_api
 
@@ -44,7 +48,7 @@ function make_api(initial_loop)
 
   local guards = {}
   for _, name in ipairs(NEEDS_LOOP) do
-    local real = core[name]
+    local real = IMPL[name]
     guards[name] = function(...)
       if current == nil then error(NO_LOOP, 0) end   -- level 0: the message must start with "txaio: ..."
       return real(...)
@@ -57,7 +61,7 @@ function make_api(initial_loop)
     api.using_luv = loop ~= nil and loop.kind == "luv"
     api.using_host = loop ~= nil and loop.kind == "host"
     for _, name in ipairs(NEEDS_LOOP) do
-      api[name] = loop and core[name] or guards[name]
+      api[name] = loop and IMPL[name] or guards[name]
     end
   end
 
@@ -76,6 +80,14 @@ function make_api(initial_loop)
   api.perf_counter_ns = core.perf_counter_ns
 
   for name, fn in pairs(core.bind(binding)) do api[name] = fn end
+
+  -- logging is (always): it never depends on a loop
+  local ok_log, log = pcall(require, "txaio.log")
+  if ok_log then
+    for name, fn in pairs(log.api) do api[name] = fn end
+  elseif not tostring(log):find("module 'txaio.log' not found", 1, true) then
+    error(log, 0)
+  end
 
   --- Makes a luv loop object without selecting it.
   function api.luv_loop(uv)

@@ -1,0 +1,111 @@
+--- Coroutines over futures: `spawn` runs a function in a coroutine and returns a future of its
+-- result; inside it, `await` suspends until a future completes.
+-- Callbacks run from C (the core's run queue) cannot yield; a coroutine of ours is resumed from
+-- such a callback instead, so user code only ever yields inside its own coroutine.
+-- @module txaio.coro
+local core = require "txaio.core"
+
+local coroutine_create, coroutine_resume = coroutine.create, coroutine.resume
+local coroutine_running, coroutine_yield = coroutine.running, coroutine.yield
+local coroutine_status, coroutine_isyieldable = coroutine.status, coroutine.isyieldable
+local xpcall, error, type, setmetatable, rawequal, getmetatable = xpcall, error, type,
+  setmetatable, rawequal, getmetatable
+local create_future, resolve, reject, add_callbacks = core.create_future, core.resolve,
+  core.reject, core.add_callbacks
+local is_future, is_called, outcome, failure_at = core.is_future, core.is_called, core.outcome,
+  core.failure_at
+
+local M = {}
+
+-- The task of each coroutine started by spawn: { future =, awaiting =, raised_value =, raised = }.
+local tasks = setmetatable({}, { __mode = "k" })
+
+-- Yielded by await, so that any other yield inside a task can be told apart.
+local AWAIT = {}
+
+local step
+
+local function finish(task, ok, value)
+  -- cancelled: whatever the coroutine did after seeing its CancelledError, the future stays cancelled
+  if task.cancelling or is_called(task.future) then return end
+  if ok then resolve(task.future, value) else reject(task.future, value) end
+end
+
+-- Resumes `co` with the outcome of the future it awaited.
+step = function(co, ...)
+  local task = tasks[co]
+  local ok, a, b = coroutine_resume(co, ...)
+  if not ok then   -- the body's own xpcall failed (an error in the message handler)
+    return finish(task, false, a)
+  end
+  if coroutine_status(co) == "dead" then
+    return finish(task, a, b)
+  end
+  if a ~= AWAIT then
+    tasks[co] = nil
+    return finish(task, false, "spawn: the coroutine yielded outside txaio.await; "
+      .. "inside txaio.spawn, wait for things with txaio.await(future)")
+  end
+end
+
+--- Runs `fn(...)` at once in a new coroutine; returns a future of its first return value, failed
+-- with the error's failure (and its traceback) if it raises. Cancelling the future cancels the
+-- future the coroutine is waiting on, which raises a CancelledError inside it.
+-- @usage local f = txaio.spawn(function(url) return txaio.await(fetch(url)) end, url)
+function M.spawn(fn, ...)
+  local ftype = type(fn)
+  if ftype ~= "function" and not (ftype == "table" and (getmetatable(fn) or {}).__call) then
+    error(("bad argument #1 to 'spawn' (callable expected, got %s)"):format(ftype), 2)
+  end
+  local task
+  local co = coroutine_create(function(...)
+    -- an error re-raised by await is its failure's value: reuse that failure, keeping the
+    -- innermost traceback, instead of capturing a new one here
+    local function handler(err)
+      if task.raised and rawequal(err, task.raised_value) then return task.raised end
+      return failure_at(err, 2)   -- frames from the raise point, not from this handler
+    end
+    return xpcall(fn, handler, ...)
+  end)
+  task = {
+    future = create_future(nil, nil, function()
+      local awaiting = task.awaiting
+      task.cancelling = true
+      if awaiting then core.cancel(awaiting) end
+    end),
+  }
+  tasks[co] = task
+  step(co, ...)
+  return task.future
+end
+
+local function raise(task, failure)
+  local value = failure.value
+  task.raised, task.raised_value = failure, value
+  error(value, 0)
+end
+
+--- Inside a coroutine started by `spawn`: waits for future `f` and returns its value, or raises
+-- its failure's value. A value that is not a future is returned at once; so is the outcome of a
+-- future that has already completed (without yielding).
+function M.await(f)
+  if not is_future(f) then return f end
+  local co = coroutine_running()
+  local task = co and tasks[co]
+  if not task then error("await: not inside txaio.spawn", 2) end
+  local state, value = outcome(f)
+  if state == "resolved" then return value end
+  if state == "failed" then return raise(task, value) end
+  if not coroutine_isyieldable() then
+    error("await: cannot wait here: this code runs inside a callback called from C, which "
+      .. "cannot yield; move the waiting code into txaio.spawn", 2)
+  end
+  task.awaiting = f
+  add_callbacks(f, function(v) step(co, true, v) end, function(fl) step(co, false, fl) end)
+  local ok, value = coroutine_yield(AWAIT)
+  task.awaiting = nil
+  if ok then return value end
+  return raise(task, value)
+end
+
+return M
