@@ -1,0 +1,17 @@
+-- examples/echo_server.lua: a real luv TCP echo server and clients in spawn/await style.
+describe("the echo server example (make demo)", function()
+  it("serves three clients on 127.0.0.1, echoes every line and stops by itself", function()
+    local p = assert(io.popen("LUA_PATH='./lua/?.lua;./lua/?/init.lua;;' LUA_CPATH='./build/?.so;;' "
+      .. "timeout 30 lua5.4 examples/echo_server.lua 2>&1"))
+    local out = p:read("a")
+    local ok = p:close()
+    assert.is_true(ok, out)
+    assert.truthy(out:find("server: listening on 127.0.0.1:%d+"), out)
+    assert.truthy(out:find("client 1: alice: 2 lines echoed", 1, true), out)
+    assert.truthy(out:find("client 2: bob: 3 lines echoed", 1, true), out)
+    assert.truthy(out:find("client 3: carol: 4 lines echoed", 1, true), out)
+    assert.truthy(out:find("done: 3 connections served, 0 txaio timers pending", 1, true), out)
+    assert.falsy(out:find("FAILED", 1, true), out)
+    assert.falsy(out:find("deadline reached", 1, true), out)
+  end)
+end)
