@@ -42,7 +42,7 @@ test: deps
 	@mkdir -p $(BUILD)/results && rm -f $(BUILD)/results/*.log
 	@for pass in $(SPEC_PASSES); do \
 	  echo "== specs, GC mode: $$pass"; \
-	  TXAIO_GC=$$pass $(BUSTED) --helper=spec/support/gc.lua 2>&1 | tee $(BUILD)/results/$$pass.log; \
+	  TXAIO_GC=$$pass $(BUSTED) 2>&1 | tee $(BUILD)/results/$$pass.log; \
 	done
 	@sh .ci/summarize $(foreach p,$(SPEC_PASSES),$(BUILD)/results/$(p).log)
 

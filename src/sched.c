@@ -52,7 +52,10 @@ double txaio__sched_now(lua_State *L, int sidx) {
     t = lua_tonumber(L, -1);
     lua_pop(L, 1);
   }
-  if (txaio_unlikely(!(t >= s->last_now))) t = s->last_now;   /* also catches NaN */
+  /* NaN would compare false everywhere and make every timer due: refuse it outright */
+  if (txaio_unlikely(isnan(t)))
+    luaL_error(L, "txaio: the loop clock now() returned NaN, expected a number of seconds");
+  if (txaio_unlikely(t < s->last_now)) t = s->last_now;   /* a host clock that went backwards */
   s->last_now = t;
   return t;
 }

@@ -38,7 +38,12 @@ function M.new(uv)
   end
   local function wake(delay)
     if delay == nil then
-      if timer then timer:stop() end
+      -- closed, not just stopped: an open handle roots its callback and so this scheduler,
+      -- which would keep every replaced loop alive for good
+      if timer then
+        timer:close()
+        timer = nil
+      end
       return
     end
     if not timer then timer = uv.new_timer() end
@@ -49,7 +54,7 @@ function M.new(uv)
   sched = core.new_scheduler(nil, wake)
   local loop = looplib.new("luv", sched)
   loop.uv = uv
-  --- The number of libuv handles txaio holds open on this loop (0 or 1).
+  --- The number of libuv handles txaio holds open on this loop: 1 while timers are pending, else 0.
   function loop.handles() return timer and 1 or 0 end
   return loop
 end
