@@ -1,9 +1,16 @@
 --- Where errors that nobody can catch end up: a callback or timer callback that raised, a
 -- canceller that raised, a failed future collected without an errback.
--- The core hands them here; one replaceable handler decides what to do with them (by default,
--- write them to stderr; `txaio.start_logging` and friends route them into the txaio logger).
+-- The core hands them here; one replaceable handler decides what to do with them. The default one
+-- logs them through the logger of namespace `txaio` once logging is on (`txaio.start_logging` or an
+-- observer), and writes them to stderr before that, so that no error is lost silently.
 -- @module txaio.report
 local core = require "txaio.core"
+-- txaio.log never requires this module: no cycle. Like init.lua, tolerate an install without it.
+local has_log, loglib = pcall(require, "txaio.log")
+if not has_log then
+  if not tostring(loglib):find("module 'txaio.log' not found", 1, true) then error(loglib, 0) end
+  loglib = nil
+end
 
 local pcall, tostring = pcall, tostring
 
@@ -16,7 +23,16 @@ local PREFIX = {
   loop = "Unhandled error in event loop: ",
 }
 
+local FUTURE = PREFIX.future
+
+local log = loglib and loglib.make_logger("txaio")
+
 local function default_handler(message, failure)
+  if loglib and loglib.is_active() then
+    local level = message:sub(1, #FUTURE) == FUTURE and "critical" or "error"
+    log:failure("{message}", failure, level, { message = message })
+    return
+  end
   local trace = core.failure_format_traceback(failure)
   io.stderr:write(message, "\n", trace:match("\n(stack traceback:.*)$") or trace, "\n")
 end
