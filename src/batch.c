@@ -4,8 +4,9 @@
 **
 ** Bucket k holds deadlines in ((k-1)*B, k*B] and starts firing at k*B, the END of its window, so a
 ** call never fires early (Python txaio fires at the start and can be a whole bucket early). Its calls
-** run in chunks spread over the next span, but a chunk never waits past its earliest deadline plus
-** one bucket, so no call is more than one bucket late.
+** run in insertion order, in chunks spread evenly from k*B until the bucket's earliest deadline plus
+** one bucket (at most one span), so no call is more than one bucket late, whatever the order in
+** which their deadlines arrived.
 */
 #include <math.h>
 
@@ -27,6 +28,7 @@ typedef struct Bucket {
   lua_Integer count;    /* calls appended */
   lua_Integer live;     /* calls neither run nor cancelled */
   lua_Integer chunks_run;
+  double earliest;      /* the earliest deadline ever added: bounds the spread */
 } Bucket;
 enum { BK_BATCHED = 1, BK_CALLS, BK_TIMER, BK_NSLOTS = BK_TIMER };
 
@@ -63,7 +65,7 @@ void txaio__bucket_fire(lua_State *L, int bidx, int sidx, double now) {
   Bucket *b = (Bucket *)lua_touserdata(L, bidx);
   Batched *bt;
   lua_Integer ran = 0, nchunks;
-  double span, start, next_at, earliest = HUGE_VAL;
+  double span, start, window, next_at;
   int calls, msgh, batched;
   lua_getiuservalue(L, bidx, BK_BATCHED);
   batched = lua_gettop(L);
@@ -87,7 +89,7 @@ void txaio__bucket_fire(lua_State *L, int bidx, int sidx, double now) {
       lua_getiuservalue(L, cidx, BC_FN);
       for (i = 0; i < nargs; i++) lua_getiuservalue(L, cidx, BC_ARGS + i);
       call_release(L, cidx, c);
-      if (lua_pcall(L, nargs, 0, msgh) != LUA_OK) txaio__report(L, "callback", -1);
+      if (txaio__pcallback(L, nargs, msgh) != LUA_OK) txaio__report(L, "callback", -1);
     }
     lua_settop(L, msgh);
   }
@@ -97,22 +99,13 @@ void txaio__bucket_fire(lua_State *L, int bidx, int sidx, double now) {
     lua_settop(L, batched - 1);
     return;
   }
-  /* the rest is spread over the span after the bucket's end, bounded by the lateness promise */
+  /* the rest is spread over [start, earliest + span): every call is then at most a span late */
   span = (double)bt->bucket_ms / 1000.0;
   start = (double)(b->k * bt->bucket_ms) / 1000.0;
+  window = b->earliest + span - start;
+  if (window > span) window = span;
   nchunks = (b->count + bt->chunk - 1) / bt->chunk;
-  next_at = start + span * (double)b->chunks_run / (double)nchunks;
-  {
-    lua_Integer i, end = b->next + bt->chunk;
-    for (i = b->next; i < end && i <= b->count; i++) {
-      BatchedCall *c;
-      lua_rawgeti(L, calls, i);
-      c = (BatchedCall *)lua_touserdata(L, -1);
-      if (c->active && c->due < earliest) earliest = c->due;
-      lua_pop(L, 1);
-    }
-  }
-  if (earliest + span < next_at) next_at = earliest + span;
+  next_at = start + window * (double)b->chunks_run / (double)nchunks;
   if (next_at < now) next_at = now;
   txaio__sched_add(L, sidx, next_at, bidx, 0, 0);
   lua_setiuservalue(L, bidx, BK_TIMER);
@@ -141,6 +134,7 @@ static int bt_call_later(lua_State *L) {
     b->k = k;
     b->next = 1;
     b->count = b->live = b->chunks_run = 0;
+    b->earliest = due;
     luaL_setmetatable(L, TXAIO_BUCKET_MT);
     bidx = lua_gettop(L);
     lua_pushvalue(L, 1);
@@ -168,6 +162,7 @@ static int bt_call_later(lua_State *L) {
     lua_pushvalue(L, 4 + i);
     lua_setiuservalue(L, -2, BC_ARGS + i);
   }
+  if (due < b->earliest) b->earliest = due;
   lua_getiuservalue(L, bidx, BK_CALLS);
   lua_pushvalue(L, -2);
   lua_rawseti(L, -2, ++b->count);

@@ -63,6 +63,8 @@ void txaio__opengather(lua_State *L);
 /* runqueue.c: the single FIFO queue through which every callback runs */
 void txaio__enqueue(lua_State *L, int fnidx, int argidx);
 void txaio__drain(lua_State *L);
+/* lua_pcall(L, nargs, 0, msgh) of a user callback, counted so await can tell it cannot yield */
+int txaio__pcallback(lua_State *L, int nargs, int msgh);
 void txaio__report(lua_State *L, const char *what, int failidx);
 void txaio__queue_unhandled(lua_State *L, int failidx);
 void txaio__flush_unhandled(lua_State *L);

@@ -14,6 +14,7 @@ typedef struct RunQueue {
   lua_Integer head, tail;   /* entries live at [head, tail) of the queue table, two per call */
   int draining;
   int nunhandled;
+  int incallback;           /* depth of user callbacks (future or timer) being run by the core */
 } RunQueue;
 
 static const char RUNQUEUE_KEY = 0;
@@ -97,7 +98,7 @@ void txaio__drain(lua_State *L) {
     lua_rawseti(L, queue, at);
     lua_pushnil(L);
     lua_rawseti(L, queue, at + 1);
-    if (lua_pcall(L, 1, 0, top) != LUA_OK) {
+    if (txaio__pcallback(L, 1, top) != LUA_OK) {
       txaio__report(L, "callback", -1);
       lua_settop(L, top);
     }
@@ -106,6 +107,23 @@ void txaio__drain(lua_State *L) {
   rq->draining = 0;
   lua_pop(L, 3);
   if (rq->nunhandled) txaio__flush_unhandled(L);
+}
+
+int txaio__pcallback(lua_State *L, int nargs, int msgh) {
+  RunQueue *rq = getrq(L);
+  int status;
+  lua_pop(L, 1);
+  rq->incallback++;
+  status = lua_pcall(L, nargs, 0, msgh);
+  rq->incallback--;
+  return status;
+}
+
+/* core.in_callback(): true while the core runs a user callback, which cannot yield */
+static int rq_in_callback(lua_State *L) {
+  RunQueue *rq = getrq(L);
+  lua_pushboolean(L, rq->incallback > 0);
+  return 1;
 }
 
 static int rq_set_reporter(lua_State *L) {
@@ -126,6 +144,7 @@ static int rq_flush_unhandled(lua_State *L) {
 static const luaL_Reg runqueue_funcs[] = {
   { "set_reporter", rq_set_reporter },
   { "flush_unhandled", rq_flush_unhandled },
+  { "in_callback", rq_in_callback },
   { NULL, NULL }
 };
 
@@ -136,6 +155,7 @@ void txaio__openrunqueue(lua_State *L) {
     rq->head = rq->tail = 1;
     rq->draining = 0;
     rq->nunhandled = 0;
+    rq->incallback = 0;
     lua_newtable(L);
     lua_setiuservalue(L, -2, RQ_QUEUE);
     lua_newtable(L);

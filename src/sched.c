@@ -120,13 +120,24 @@ void txaio__sched_add(lua_State *L, int sidx, double due, int fnidx, int firstar
   }
 }
 
+/* Lua tables never shrink: once a burst of timers is over, start the bookkeeping afresh. */
+#define SHRINK_ABOVE 1024
+
 /* Drops everything a finished timer holds, so a handle kept by the user pins nothing. */
 static void timer_release(lua_State *L, int tidx, Timer *t, int sidx) {
+  Scheduler *s = (Scheduler *)lua_touserdata(L, sidx);
   int i;
   lua_getiuservalue(L, sidx, SS_ROOTS);
   luaL_unref(L, -1, t->ref);
   lua_pop(L, 1);
   t->ref = LUA_NOREF;
+  if (s->heap.count == 0 && s->heap.capacity > SHRINK_ABOVE) {
+    void *ud;
+    lua_Alloc alloc = lua_getallocf(L, &ud);
+    txaio__heap_free(&s->heap, alloc, ud);
+    lua_newtable(L);
+    lua_setiuservalue(L, sidx, SS_ROOTS);
+  }
   for (i = TS_SCHED; i < TS_ARGS + t->nargs; i++) {
     lua_pushnil(L);
     lua_setiuservalue(L, tidx, i);
@@ -177,7 +188,7 @@ static void timer_fire(lua_State *L, int tidx, int sidx, int msgh, double now) {
       return;
     }
   }
-  if (lua_pcall(L, t->nargs, 0, msgh) != LUA_OK) txaio__report(L, "callback", -1);
+  if (txaio__pcallback(L, t->nargs, msgh) != LUA_OK) txaio__report(L, "callback", -1);
   lua_settop(L, fn - 1);
 }
 

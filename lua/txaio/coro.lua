@@ -20,6 +20,9 @@ local M = {}
 -- The task of each coroutine started by spawn: { future =, awaiting =, raised_value =, raised = }.
 local tasks = setmetatable({}, { __mode = "k" })
 
+local CANNOT_WAIT = "cannot wait here: this code runs inside a callback called from C, which "
+  .. "cannot yield; move the waiting code into txaio.spawn"
+
 -- Yielded by await, so that any other yield inside a task can be told apart.
 local AWAIT = {}
 
@@ -92,14 +95,14 @@ function M.await(f)
   if not is_future(f) then return f end
   local co = coroutine_running()
   local task = co and tasks[co]
-  if not task then error("await: not inside txaio.spawn", 2) end
+  if not task then
+    if core.in_callback() then error("await: not inside txaio.spawn (" .. CANNOT_WAIT .. ")", 2) end
+    error("await: not inside txaio.spawn", 2)
+  end
   local state, value = outcome(f)
   if state == "resolved" then return value end
   if state == "failed" then return raise(task, value) end
-  if not coroutine_isyieldable() then
-    error("await: cannot wait here: this code runs inside a callback called from C, which "
-      .. "cannot yield; move the waiting code into txaio.spawn", 2)
-  end
+  if not coroutine_isyieldable() then error("await: " .. CANNOT_WAIT, 2) end
   task.awaiting = f
   add_callbacks(f, function(v) step(co, true, v) end, function(fl) step(co, false, fl) end)
   local ok, value = coroutine_yield(AWAIT)

@@ -1,0 +1,458 @@
+-- Timers: CONTRACT.md section 4 (call_later, sleep, tick) with libuv's edge-case list, all on a
+-- manual clock (STYLE.md R14, R21), plus the scale item: a million timers, half of them cancelled.
+local txaio = require "txaio"
+local report = require "txaio.report"
+local testutil = require "txaio.testutil"
+
+local clock
+
+before_each(function()
+  clock = testutil.Clock()
+  txaio.config.loop = clock
+end)
+
+-- Runs `fn` under pcall and returns the error message, asserting that it did fail.
+local function error_of(fn, ...)
+  local ok, err = pcall(fn, ...)
+  assert.is_false(ok)
+  return tostring(err)
+end
+
+-- Asserts that `haystack` (a string) contains `needle` as plain text.
+local function assert_contains(haystack, needle)
+  assert.is_string(haystack)
+  assert.truthy(haystack:find(needle, 1, true),
+    ("expected %q to contain %q"):format(haystack, needle))
+end
+
+-- A callback that appends `name` and the clock's time to `log` each time it runs.
+local function recorder(log, name)
+  return function()
+    log[#log + 1] = { name = name, at = clock:now() }
+  end
+end
+
+-- The names in `log`, in order, as one string ("a b c").
+local function names(log)
+  local out = {}
+  for i, entry in ipairs(log) do out[i] = entry.name end
+  return table.concat(out, " ")
+end
+
+local function noop() end
+
+describe("txaio.call_later", function()
+  it("passes its extra arguments through to the callback, including nils", function()
+    local got
+    txaio.call_later(1, function(...) got = table.pack(...) end, "a", nil, 3, nil)
+    clock:advance(1)
+    assert.is_table(got)
+    assert.are.equal(4, got.n)
+    assert.are.equal("a", got[1])
+    assert.is_nil(got[2])
+    assert.are.equal(3, got[3])
+    assert.is_nil(got[4])
+  end)
+
+  it("passes sixteen arguments through to the callback", function()
+    local count, got
+    txaio.call_later(0, function(...)
+      count = select("#", ...)
+      got = { ... }
+    end, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16)
+    clock:advance(0)
+    assert.are.equal(16, count)
+    for i = 1, 16 do assert.are.equal(i, got[i]) end
+  end)
+
+  it("calls the callback with no arguments when none were given", function()
+    local count
+    txaio.call_later(0, function(...) count = select("#", ...) end)
+    clock:tick()
+    assert.are.equal(0, count)
+  end)
+
+  it("runs callbacks with equal deadlines in scheduling order", function()
+    local log = {}
+    for _, name in ipairs{ "a", "b", "c", "d", "e" } do
+      txaio.call_later(2, recorder(log, name))
+    end
+    clock:advance(2)
+    assert.are.equal("a b c d e", names(log))
+  end)
+
+  it("runs callbacks in deadline order, each at its own deadline", function()
+    local log = {}
+    txaio.call_later(3, recorder(log, "three"))
+    txaio.call_later(1, recorder(log, "one"))
+    txaio.call_later(2.5, recorder(log, "two-and-a-half"))
+    txaio.call_later(0.5, recorder(log, "half"))
+    clock:advance(10)
+    assert.are.equal("half one two-and-a-half three", names(log))
+    assert.are.same({ 0.5, 1, 2.5, 3 }, { log[1].at, log[2].at, log[3].at, log[4].at })
+    assert.are.equal(10, clock:now())
+  end)
+
+  it("does not run a callback before its deadline", function()
+    local log = {}
+    txaio.call_later(1, recorder(log, "late"))
+    clock:advance(0.999)
+    assert.are.equal(0, #log)
+    clock:advance(0.001)
+    assert.are.equal(1, #log)
+  end)
+
+  it("runs a zero-delay timer scheduled from inside a timer callback on the next tick", function()
+    local log = {}
+    txaio.call_later(0, function()
+      log[#log + 1] = "outer"
+      txaio.call_later(0, function() log[#log + 1] = "inner" end)
+    end)
+    clock:tick()
+    assert.are.same({ "outer" }, log)
+    assert.are.equal(1, clock:pending())
+    clock:tick()
+    assert.are.same({ "outer", "inner" }, log)
+    assert.are.equal(0, clock:pending())
+  end)
+
+  it("does not busy-loop on a callback that re-arms itself with delay 0", function()
+    local runs = 0
+    local function again()
+      runs = runs + 1
+      txaio.call_later(0, again)
+    end
+    txaio.call_later(0, again)
+    clock:tick()
+    assert.are.equal(1, runs)
+    clock:tick()
+    assert.are.equal(2, runs)
+  end)
+
+  it("treats a negative delay as zero", function()
+    local log = {}
+    txaio.call_later(0, recorder(log, "zero"))
+    txaio.call_later(-5, recorder(log, "negative"))
+    assert.are.equal(2, clock:pending())
+    clock:tick()
+    assert.are.equal("zero negative", names(log))
+    assert.are.same({ 0, 0 }, { log[1].at, log[2].at })
+  end)
+
+  local bad_delays = {
+    { "NaN", 0 / 0 },
+    { "inf", math.huge },
+    { "-inf", -math.huge },
+    { "nil", nil },
+    { "the string \"1\"", "1" },
+    { "a table", {} },
+    { "a boolean", true },
+  }
+  for _, row in ipairs(bad_delays) do
+    it("rejects " .. row[1] .. " as a delay with bad argument #1", function()
+      local err = error_of(txaio.call_later, row[2], noop)
+      assert_contains(err, "bad argument #1")
+      assert.are.equal(0, clock:pending())
+    end)
+  end
+
+  local bad_callables = {
+    { "nil", nil },
+    { "a number", 42 },
+    { "a string", "noop" },
+    { "a table without __call", {} },
+    { "a boolean", false },
+  }
+  for _, row in ipairs(bad_callables) do
+    it("rejects " .. row[1] .. " as the callback with bad argument #2", function()
+      local err = error_of(txaio.call_later, 1, row[2])
+      assert_contains(err, "bad argument #2")
+      assert.are.equal(0, clock:pending())
+    end)
+  end
+
+  it("accepts a table with a __call metamethod as the callback", function()
+    local got_self, got_arg
+    local callable = setmetatable({}, {
+      __call = function(self, arg) got_self, got_arg = self, arg end,
+    })
+    txaio.call_later(1, callable, "x")
+    clock:advance(1)
+    assert.are.equal(callable, got_self)
+    assert.are.equal("x", got_arg)
+  end)
+
+  it("returns a handle whose cancel returns true once and false afterwards", function()
+    local ran = false
+    local h = txaio.call_later(1, function() ran = true end)
+    assert.is_true(h:cancel())
+    assert.is_false(h:cancel())
+    assert.is_false(h:cancel())
+    clock:advance(5)
+    assert.is_false(ran)
+    assert.are.equal(0, clock:pending())
+  end)
+
+  it("reports a handle active while pending and inactive after firing", function()
+    local h = txaio.call_later(1, noop)
+    assert.is_true(h:active())
+    clock:advance(0.5)
+    assert.is_true(h:active())
+    clock:advance(0.5)
+    assert.is_false(h:active())
+    assert.is_false(h:cancel())
+  end)
+
+  it("reports a handle inactive after cancel", function()
+    local h = txaio.call_later(1, noop)
+    h:cancel()
+    assert.is_false(h:active())
+  end)
+
+  it("lets a callback cancel its own handle harmlessly", function()
+    local h, result
+    local runs = 0
+    h = txaio.call_later(1, function()
+      runs = runs + 1
+      result = h:cancel()
+    end)
+    clock:advance(5)
+    assert.are.equal(1, runs)
+    assert.is_false(result)
+    assert.is_false(h:active())
+    assert.are.equal(0, clock:pending())
+  end)
+
+  it("lets a callback cancel another timer due at the same instant", function()
+    local log, victim = {}, nil
+    local cancelled
+    txaio.call_later(1, function()
+      log[#log + 1] = "killer"
+      cancelled = victim:cancel()
+    end)
+    victim = txaio.call_later(1, recorder(log, "victim"))
+    txaio.call_later(1, recorder(log, "bystander"))
+    clock:advance(1)
+    assert.is_true(cancelled)
+    assert.are.same({ "killer", "bystander" }, { log[1], log[2].name })
+    assert.are.equal(2, #log)
+    assert.is_false(victim:active())
+  end)
+
+  it("never calls a callback twice", function()
+    local runs = 0
+    txaio.call_later(1, function() runs = runs + 1 end)
+    clock:advance(1)
+    clock:tick()
+    clock:advance(100)
+    clock:tick()
+    assert.are.equal(1, runs)
+  end)
+
+  it("lets a callback re-arm itself", function()
+    local times = {}
+    local function rearm()
+      times[#times + 1] = clock:now()
+      if #times < 3 then txaio.call_later(1, rearm) end
+    end
+    txaio.call_later(1, rearm)
+    clock:advance(10)
+    assert.are.same({ 1, 2, 3 }, times)
+    assert.are.equal(0, clock:pending())
+  end)
+
+  it("keeps a huge finite delay pending without firing it", function()
+    local ran = false
+    local h = txaio.call_later(1e12, function() ran = true end)
+    clock:advance(1e6)
+    assert.is_false(ran)
+    assert.is_true(h:active())
+    assert.are.equal(1, clock:pending())
+  end)
+
+  it("computes the deadline from the clock at scheduling time", function()
+    local log = {}
+    clock:advance(7)
+    txaio.call_later(2, recorder(log, "t"))
+    clock:advance(1.5)
+    assert.are.equal(0, #log)
+    clock:advance(0.5)
+    assert.are.equal(1, #log)
+    assert.are.equal(9, log[1].at)
+  end)
+
+  it("keeps running later timers when a callback raises, and reports the error", function()
+    local reports = {}
+    local previous = report.set_handler(function(message, failure)
+      reports[#reports + 1] = { message = message, failure = failure }
+    end)
+    local log = {}
+    local ok, err = pcall(function()
+      txaio.call_later(1, function() error("timer boom") end)
+      txaio.call_later(1, recorder(log, "same instant"))
+      txaio.call_later(2, recorder(log, "later"))
+      clock:advance(3)
+    end)
+    report.set_handler(previous)
+    assert.is_true(ok, err)
+    assert.are.equal("same instant later", names(log))
+    assert.are.equal(1, #reports)
+    local message = reports[1].message
+    assert.is_string(message)
+    assert.are.equal(1, message:find("Unhandled error in callback: ", 1, true))
+    assert_contains(message, "timer boom")
+    assert.is_true(txaio.is_failure(reports[1].failure))
+  end)
+end)
+
+describe("txaio.tick", function()
+  it("returns nil when no timer is pending", function()
+    assert.is_nil(txaio.tick())
+  end)
+
+  it("returns the seconds until the next deadline", function()
+    txaio.call_later(5, noop)
+    txaio.call_later(8, noop)
+    assert.are.equal(5, txaio.tick())
+    clock:advance(2)
+    assert.are.equal(3, txaio.tick())
+  end)
+
+  it("runs the timers that are due and then returns nil when none remain", function()
+    local ran = false
+    txaio.call_later(0, function() ran = true end)
+    assert.is_nil(txaio.tick())
+    assert.is_true(ran)
+  end)
+end)
+
+describe("txaio.sleep", function()
+  it("returns a future resolved with nil once the delay has passed", function()
+    local f = txaio.sleep(2)
+    assert.is_true(txaio.is_future(f))
+    local called, value, count = false, "untouched", nil
+    txaio.add_callbacks(f, function(...)
+      called, value, count = true, ..., select("#", ...)
+    end, nil)
+    clock:advance(1.999)
+    assert.is_false(called)
+    assert.is_false(txaio.is_called(f))
+    clock:advance(0.001)
+    assert.is_true(called)
+    assert.is_nil(value)
+    assert.are.equal(1, count)
+    assert.are.equal(2, clock:now())
+  end)
+
+  it("stops its timer when the future is cancelled", function()
+    local f = txaio.sleep(5)
+    local before = clock:pending()
+    local failure
+    txaio.add_callbacks(f, nil, function(fail) failure = fail end)
+    txaio.cancel(f)
+    assert.are.equal(before - 1, clock:pending())
+    assert.is_true(txaio.is_failure(failure))
+    assert.are.equal(txaio.CancelledError, getmetatable(failure.value))
+    clock:advance(10)
+    assert.are.equal(0, clock:pending())
+  end)
+
+  it("rejects a NaN delay with bad argument #1", function()
+    assert_contains(error_of(txaio.sleep, 0 / 0), "bad argument #1")
+  end)
+end)
+
+describe("a million timers", function()
+  it("fire in deadline order, cancelled ones never, and their memory comes back", function()
+    local N = 1000000
+    local seed = 20240611
+    math.randomseed(seed)
+    print(("\n[timer_spec] scale test: math.randomseed(%d), %d timers"):format(seed, N))
+
+    collectgarbage()
+    collectgarbage()
+    local kb_before = collectgarbage("count")
+
+    local big = testutil.Clock()
+    txaio.config.loop = big
+    -- handles[i] is timer i's handle until it fires, then false; a second fire or a fire of a
+    -- cancelled (even) timer counts as a wrong one. Reusing this table keeps the test from
+    -- allocating another million-entry one, which the stress GC mode pays for on every cycle.
+    local handles = {}
+    local count, last, out_of_order, off_deadline, wrong = 0, -math.huge, 0, 0, 0
+    local now = big.now
+    local function on_fire(deadline, i)
+      count = count + 1
+      if deadline < last then out_of_order = out_of_order + 1 end
+      last = deadline
+      if now(big) ~= deadline then off_deadline = off_deadline + 1 end
+      if i % 2 == 0 or not handles[i] then wrong = wrong + 1 end
+      handles[i] = false
+    end
+
+    local call_later, random = txaio.call_later, math.random
+    for i = 1, N do
+      local deadline = random() * 1000
+      handles[i] = call_later(deadline, on_fire, deadline, i)
+    end
+    assert.are.equal(N, big:pending())
+    for i = 2, N, 2 do
+      if not handles[i]:cancel() then wrong = wrong + 1 end
+    end
+    assert.are.equal(N / 2, big:pending())
+
+    big:advance(1001)
+
+    assert.are.equal(N / 2, count)
+    assert.are.equal(0, out_of_order)
+    assert.are.equal(0, off_deadline)
+    for i = 1, N do
+      local h = handles[i]
+      if i % 2 == 1 then
+        if h ~= false then wrong = wrong + 1 end
+      elseif not h or h:active() then
+        wrong = wrong + 1
+      end
+    end
+    assert.are.equal(0, wrong)
+    assert.are.equal(0, big:pending())
+
+    txaio.config.loop = clock
+    handles, on_fire, big, now = nil, nil, nil, nil
+    collectgarbage()
+    collectgarbage()
+    local kb_after = collectgarbage("count")
+    assert.is_true(kb_after - kb_before < 2048,
+      ("%.0f KB before, %.0f KB after"):format(kb_before, kb_after))
+  end)
+
+  it("gives the memory of fired and cancelled timers back while their loop lives on", function()
+    -- ordinary GC pacing: under the pause-0 pass, creating 200,000 timers is quadratic
+    local pause, stepmul = collectgarbage("setpause", 200), collectgarbage("setstepmul", 100)
+    local ok, err = pcall(function()
+      local live = testutil.Clock()
+      collectgarbage()
+      collectgarbage()
+      local kb_before = collectgarbage("count")
+      local fired = 0
+      local function count() fired = fired + 1 end
+      local handles = {}
+      for i = 1, 200000 do handles[i] = txaio.call_later((i % 1000) / 1000, count) end
+      for i = 1, 200000, 2 do handles[i]:cancel() end
+      handles = nil
+      live:advance(2)   -- wrong loop: nothing of ours is on it
+      clock:advance(2)
+      assert.are.equal(100000, fired)
+      assert.are.equal(0, clock:pending())
+      collectgarbage()
+      collectgarbage()
+      local kb_after = collectgarbage("count")
+      assert.is_true(kb_after - kb_before < 512,
+        ("%.0f KB before, %.0f KB after, with the loop still alive"):format(kb_before, kb_after))
+      assert.is_truthy(live and clock)
+    end)
+    collectgarbage("setpause", pause)
+    collectgarbage("setstepmul", stepmul)
+    assert(ok, err)
+  end)
+end)
