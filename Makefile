@@ -1,8 +1,16 @@
 # txaio for Lua. `make test` is what CI runs; `make demo` shows the library at work.
+# LUA picks the interpreter and the headers: lua5.4 (default), lua5.3, lua5.2, lua5.1 or luajit.
 LUA         ?= lua5.4
-LUA_VERSION ?= 5.4
+LUA_PKG      = $(if $(filter luajit,$(LUA)),luajit,$(LUA))
+# Debian packages for that interpreter, installed by .ci/deps when missing
+LUA_DEBS_lua5.1 = lua5.1 liblua5.1-0-dev
+LUA_DEBS_lua5.2 = lua5.2 liblua5.2-dev
+LUA_DEBS_lua5.3 = lua5.3 liblua5.3-dev
+LUA_DEBS_lua5.4 = lua5.4 liblua5.4-dev
+LUA_DEBS_luajit = luajit2 libluajit2-5.1-dev
+LUA_DEBS     = $(LUA_DEBS_$(LUA))
 # Recursive (=) on purpose: evaluated after `deps` has installed pkg-config and the headers.
-LUA_CFLAGS   = $(shell pkg-config --cflags lua$(LUA_VERSION) 2>/dev/null || echo -I/usr/include/lua$(LUA_VERSION))
+LUA_CFLAGS   = $(shell pkg-config --cflags $(LUA_PKG))
 BUSTED      ?= $(LUA) /usr/bin/busted
 CC          ?= cc
 OPT         ?= -O2 -g
@@ -11,7 +19,8 @@ CFLAGS_ALL   = -std=gnu99 $(OPT) $(WARN) -fPIC -fvisibility=hidden $(LUA_CFLAGS)
 # The module links without -llua: the host provides the Lua symbols (two VMs otherwise).
 LDFLAGS_MOD  = -shared $(LDFLAGS) $(EXTRA_LDFLAGS)
 
-BUILD   = build
+# lua5.4 builds into build/ (what .busted points at); other versions into build/<interpreter>/
+BUILD   = build$(if $(filter lua5.4,$(LUA)),,/$(LUA))
 OBJDIR  = $(BUILD)/obj
 MODULE  = $(BUILD)/txaio/core.so
 SRCS    = src/core.c src/future.c src/failure.c src/gather.c src/runqueue.c \
@@ -21,11 +30,12 @@ OBJS    = $(SRCS:src/%.c=$(OBJDIR)/%.o)
 
 SPEC_PASSES ?= normal generational stress
 
-.PHONY: all deps test demo bench clean install rock-install
+.PHONY: all deps test test-all demo clean
+LUAS = lua5.1 luajit lua5.2 lua5.3 lua5.4
 all: $(MODULE)
 
 deps:
-	@sh .ci/deps
+	@sh .ci/deps $(LUA_DEBS)
 
 $(OBJDIR)/%.o: src/%.c $(HEADERS) Makefile
 	@mkdir -p $(OBJDIR)
@@ -42,9 +52,16 @@ test: deps
 	@mkdir -p $(BUILD)/results && rm -f $(BUILD)/results/*.log
 	@for pass in $(SPEC_PASSES); do \
 	  echo "== specs, GC mode: $$pass"; \
-	  TXAIO_GC=$$pass $(BUSTED) 2>&1 | tee $(BUILD)/results/$$pass.log; \
+	  TXAIO_GC=$$pass TXAIO_BUILD=$(BUILD) $(BUSTED) --cpath='./$(BUILD)/?.so' 2>&1 \
+	    | tee $(BUILD)/results/$$pass.log; \
 	done
 	@sh .ci/summarize $(foreach p,$(SPEC_PASSES),$(BUILD)/results/$(p).log)
+
+# The whole suite on every Lua that Debian packages.
+test-all:
+	@for v in $(LUAS); do echo "=== $$v"; $(MAKE) --no-print-directory test LUA=$$v > $(BUILD)/test-$$v.log 2>&1; \
+	  tail -1 $(BUILD)/test-$$v.log; done
+	@sh .ci/summarize $(foreach v,$(LUAS),$(BUILD)/test-$(v).log)
 
 demo: deps
 	@$(MAKE) --no-print-directory all c-host
@@ -58,8 +75,12 @@ clean:
 
 # The example embedder (examples/c-host): links the core in and drives it through src/txaio.h.
 C_HOST = $(BUILD)/c-host
-LUA_LIBS = $(shell pkg-config --libs lua$(LUA_VERSION) 2>/dev/null || echo -llua$(LUA_VERSION))
+LUA_LIBS = $(shell pkg-config --libs $(LUA_PKG))
 $(C_HOST): examples/c-host/main.c $(OBJS) src/txaio.h Makefile
 	$(CC) -std=gnu99 $(OPT) $(WARN) $(LUA_CFLAGS) -Isrc -o $@ examples/c-host/main.c $(OBJS) $(LUA_LIBS) -lm
 c-host: $(C_HOST)
 .PHONY: c-host
+
+# Benchmarks (issue 6) and reliability checks (issue 7) keep their rules next to their files.
+include bench/bench.mk
+include spec/support/check.mk

@@ -37,6 +37,8 @@ static int last_level(lua_State *L) {
   return le - 1;
 }
 
+static void failure_of(lua_State *L, lua_State *L1, int vidx, int level);
+
 static void push_frame(lua_State *L, lua_Debug *ar) {
   lua_createtable(L, 0, 7);
   lua_pushstring(L, ar->short_src);
@@ -55,7 +57,7 @@ static void push_frame(lua_State *L, lua_Debug *ar) {
   lua_setfield(L, -2, "what");
   lua_pushinteger(L, ar->linedefined);
   lua_setfield(L, -2, "linedefined");
-  if (ar->istailcall) {
+  if (txaio_istailcall(ar)) {
     lua_pushboolean(L, 1);
     lua_setfield(L, -2, "tailcall");
   }
@@ -66,24 +68,29 @@ static void push_frame(lua_State *L, lua_Debug *ar) {
 ** (0 is the running C function, 1 its caller).
 */
 void txaio__pushfailure(lua_State *L, int vidx, int level) {
+  failure_of(L, L, vidx, level);
+}
+
+/* The same, with the frames read from thread L1 (a coroutine that died of the error). */
+static void failure_of(lua_State *L, lua_State *L1, int vidx, int level) {
   lua_Debug ar;
   Failure *fl;
   int last, n = 0;
   vidx = lua_absindex(L, vidx);
-  last = last_level(L);
+  last = last_level(L1);
   fl = (Failure *)lua_newuserdatauv(L, sizeof(Failure), FL_NSLOTS);
   fl->skipped = 0;
   luaL_setmetatable(L, TXAIO_FAILURE_MT);
   lua_pushvalue(L, vidx);
   lua_setiuservalue(L, -2, FL_VALUE);
   lua_createtable(L, last - level + 1 > 0 ? last - level + 1 : 0, 0);
-  for (; lua_getstack(L, level, &ar); level++) {
+  for (; lua_getstack(L1, level, &ar); level++) {
     if (n == LEVELS_INNER && last - level + 1 > LEVELS_OUTER) {
       fl->skipped = last - LEVELS_OUTER + 1 - level;
       level += fl->skipped - 1;
       continue;
     }
-    lua_getinfo(L, "Slnt", &ar);
+    lua_getinfo(L1, TXAIO_GETINFO, &ar);
     push_frame(L, &ar);
     lua_rawseti(L, -2, ++n);
   }
@@ -117,6 +124,16 @@ static int fail_create_at(lua_State *L) {
   return 1;
 }
 
+/* core.failure_of_thread(co, err): where a coroutine died (its stack survives the error) */
+static int fail_of_thread(lua_State *L) {
+  lua_State *co = lua_tothread(L, 1);
+  luaL_argexpected(L, co != NULL, 1, "thread");
+  luaL_checkany(L, 2);
+  if (txaio__isfailure(L, 2)) lua_pushvalue(L, 2);
+  else failure_of(L, co, 2, 0);
+  return 1;
+}
+
 static int fail_is_failure(lua_State *L) {
   lua_pushboolean(L, txaio__isfailure(L, 1));
   return 1;
@@ -132,6 +149,8 @@ static int message_parts(lua_State *L) {
   }
   lua_pushstring(L, kind);
   luaL_tolstring(L, 1, NULL);
+  /* 5.2's luaL_tolstring passes on whatever __tostring returned */
+  if (lua_type(L, -1) != LUA_TSTRING) return luaL_error(L, "'__tostring' must return a string");
   return 2;
 }
 
@@ -263,6 +282,7 @@ static const luaL_Reg failure_meta[] = {
 static const luaL_Reg failure_funcs[] = {
   { "create_failure", fail_create },
   { "failure_at", fail_create_at },
+  { "failure_of_thread", fail_of_thread },
   { "is_failure", fail_is_failure },
   { "failure_message", fail_message },
   { "failure_traceback", fail_traceback },

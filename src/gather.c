@@ -64,8 +64,8 @@ static int gather_new(lua_State *L) {
   for (i = 1; i <= n; i++) {
     lua_rawgeti(L, 1, i);
     if (!txaio__tofuture(L, -1))
-      return luaL_argerror(L, 1, lua_pushfstring(L, "list of futures expected, item %I is %s",
-                                                 (LUAI_UACINT)i, luaL_typename(L, -1)));
+      return luaL_argerror(L, 1, lua_pushfstring(L, "list of futures expected, item %d is %s",
+                                                 (int)i, luaL_typename(L, -1)));
     lua_pop(L, 1);
   }
   txaio__newfuture(L);                       /* 3: the gathered future */

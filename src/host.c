@@ -72,8 +72,9 @@ static void complete(lua_State *L, int idx, const char *fname) {
   require(L, "txaio.core");
   lua_getfield(L, -1, fname);
   lua_remove(L, -2);
+  lua_insert(L, -2);           /* fn, value */
   lua_pushvalue(L, idx);
-  lua_rotate(L, -3, -1);       /* fn, future, value */
+  lua_insert(L, -2);           /* fn, future, value */
   lua_call(L, 2, 0);
 }
 

@@ -15,6 +15,7 @@ typedef struct RunQueue {
   int draining;
   int nunhandled;
   int incallback;           /* depth of user callbacks (future or timer) being run by the core */
+  lua_State *cbthread;      /* the thread the innermost of them runs on: it cannot yield */
 } RunQueue;
 
 static const char RUNQUEUE_KEY = 0;
@@ -111,12 +112,27 @@ void txaio__drain(lua_State *L) {
 
 int txaio__pcallback(lua_State *L, int nargs, int msgh) {
   RunQueue *rq = getrq(L);
+  lua_State *outer = rq->cbthread;
   int status;
   lua_pop(L, 1);
   rq->incallback++;
+  rq->cbthread = L;
   status = lua_pcall(L, nargs, 0, msgh);
+  rq->cbthread = outer;
   rq->incallback--;
   return status;
+}
+
+/*
+** core.can_yield(): whether the running coroutine may yield as far as txaio knows: it is not the
+** main thread and no callback of ours runs on its stack. (Lua 5.3+ has coroutine.isyieldable,
+** which also knows about other C frames; this serves 5.1 and 5.2.)
+*/
+static int rq_can_yield(lua_State *L) {
+  RunQueue *rq = getrq(L);
+  int ismain = lua_pushthread(L);
+  lua_pushboolean(L, !ismain && rq->cbthread != L);
+  return 1;
 }
 
 /* core.in_callback(): true while the core runs a user callback, which cannot yield */
@@ -145,6 +161,7 @@ static const luaL_Reg runqueue_funcs[] = {
   { "set_reporter", rq_set_reporter },
   { "flush_unhandled", rq_flush_unhandled },
   { "in_callback", rq_in_callback },
+  { "can_yield", rq_can_yield },
   { NULL, NULL }
 };
 
@@ -156,6 +173,7 @@ void txaio__openrunqueue(lua_State *L) {
     rq->draining = 0;
     rq->nunhandled = 0;
     rq->incallback = 0;
+    rq->cbthread = NULL;
     lua_newtable(L);
     lua_setiuservalue(L, -2, RQ_QUEUE);
     lua_newtable(L);

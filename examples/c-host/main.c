@@ -17,6 +17,10 @@
 #include "lualib.h"
 #include "txaio.h"
 
+#ifndef LUA_OK   /* Lua 5.1 and LuaJIT */
+#define LUA_OK 0
+#endif
+
 #define FRAME_DT   (1.0 / 60.0)
 #define MAX_FRAMES 600
 

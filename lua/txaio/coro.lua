@@ -7,7 +7,9 @@ local core = require "txaio.core"
 
 local coroutine_create, coroutine_resume = coroutine.create, coroutine.resume
 local coroutine_running, coroutine_yield = coroutine.running, coroutine.yield
-local coroutine_status, coroutine_isyieldable = coroutine.status, coroutine.isyieldable
+-- Lua 5.1 and 5.2 have no isyieldable; the core knows whether one of its callbacks runs here
+local coroutine_status = coroutine.status
+local coroutine_isyieldable = coroutine.isyieldable or core.can_yield
 local xpcall, error, type, setmetatable, rawequal, getmetatable = xpcall, error, type,
   setmetatable, rawequal, getmetatable
 local create_future, resolve, reject, add_callbacks = core.create_future, core.resolve,
@@ -15,7 +17,15 @@ local create_future, resolve, reject, add_callbacks = core.create_future, core.r
 local is_future, is_called, outcome, failure_at = core.is_future, core.is_called, core.outcome,
   core.failure_at
 
+local unpack, select = table.unpack or unpack, select
+
 local M = {}
+
+-- Plain Lua 5.1 cannot yield across pcall/xpcall (LuaJIT and 5.2+ can): there the body runs
+-- bare, and a failure is read from the dead coroutine's stack instead of from a message handler.
+local YIELDABLE_PCALL = select(2, coroutine_resume(coroutine_create(function()
+  return pcall(coroutine_yield, true)
+end)))
 
 -- The task of each coroutine started by spawn: { future =, awaiting =, raised_value =, raised = }.
 local tasks = setmetatable({}, { __mode = "k" })
@@ -38,7 +48,9 @@ end
 step = function(co, ...)
   local task = tasks[co]
   local ok, a, b = coroutine_resume(co, ...)
-  if not ok then   -- the body's own xpcall failed (an error in the message handler)
+  if not ok then   -- the body raised outside any xpcall (plain Lua 5.1)
+    if not (task.raised and rawequal(a, task.raised_value)) then a = core.failure_of_thread(co, a)
+    else a = task.raised end
     return finish(task, false, a)
   end
   if coroutine_status(co) == "dead" then
@@ -61,15 +73,21 @@ function M.spawn(fn, ...)
     error(("bad argument #1 to 'spawn' (callable expected, got %s)"):format(ftype), 2)
   end
   local task
-  local co = coroutine_create(function(...)
-    -- an error re-raised by await is its failure's value: reuse that failure, keeping the
-    -- innermost traceback, instead of capturing a new one here
-    local function handler(err)
-      if task.raised and rawequal(err, task.raised_value) then return task.raised end
-      return failure_at(err, 2)   -- frames from the raise point, not from this handler
-    end
-    return xpcall(fn, handler, ...)
-  end)
+  local co
+  if YIELDABLE_PCALL then
+    co = coroutine_create(function(...)
+      -- an error re-raised by await is its failure's value: reuse that failure, keeping the
+      -- innermost traceback, instead of capturing a new one here
+      local function handler(err)
+        if task.raised and rawequal(err, task.raised_value) then return task.raised end
+        return failure_at(err, 2)   -- frames from the raise point, not from this handler
+      end
+      local args = { n = select("#", ...), ... }
+      return xpcall(function() return fn(unpack(args, 1, args.n)) end, handler)
+    end)
+  else
+    co = coroutine_create(function(...) return true, fn(...) end)
+  end
   task = {
     future = create_future(nil, nil, function()
       local awaiting = task.awaiting

@@ -177,7 +177,7 @@ local function pad(s, spec)
   local n = width - #s
   if spec.align == "<" then return s .. spec.fill:rep(n) end
   if spec.align == ">" then return spec.fill:rep(n) .. s end
-  local left = n // 2
+  local left = math.floor(n / 2)
   return spec.fill:rep(left) .. s .. spec.fill:rep(n - left)
 end
 
@@ -505,6 +505,6 @@ function M.parse_count()
 end
 
 M.make_logger = api.make_logger
-M.LEVELS = { "none", table.unpack(LEVELS) }
+M.LEVELS = { "none", (table.unpack or unpack)(LEVELS) }
 
 return M

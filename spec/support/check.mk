@@ -1,0 +1,3 @@
+# make asan / valgrind / gcstress / check / fuzz: the reliability checks
+.PHONY: check
+check: test
