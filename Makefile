@@ -48,7 +48,7 @@ $(MODULE): $(OBJS)
 # Every spec runs once per GC mode (normal, generational, incremental with pause 0); the last line
 # of the output sums them all as `N passed, N failed`.
 test: deps
-	@$(MAKE) --no-print-directory all c-host
+	@$(MAKE) --no-print-directory all c-host hosts-prep
 	@mkdir -p $(BUILD)/results && rm -f $(BUILD)/results/*.log
 	@for pass in $(SPEC_PASSES); do \
 	  echo "== specs, GC mode: $$pass"; \
@@ -84,3 +84,4 @@ c-host: $(C_HOST)
 # Benchmarks (issue 6) and reliability checks (issue 7) keep their rules next to their files.
 include bench/bench.mk
 include spec/support/check.mk
+include spec/support/hosts.mk

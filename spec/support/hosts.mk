@@ -1,0 +1,3 @@
+# Real hosts (issue 8): what the host specs need built before they run.
+.PHONY: hosts-prep
+hosts-prep:
