@@ -36,6 +36,12 @@ static double monotonic_seconds(void) {
   return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* Re-raises an error from the backend's clock or wake-up with the function's name in front. */
+static int adapter_error(lua_State *L, const char *fname) {
+  const char *why = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : luaL_typename(L, -1);
+  return luaL_error(L, "txaio: the loop's %s() raised an error: %s", fname, why);
+}
+
 double txaio__sched_now(lua_State *L, int sidx) {
   Scheduler *s = (Scheduler *)lua_touserdata(L, sidx);
   double t;
@@ -45,7 +51,7 @@ double txaio__sched_now(lua_State *L, int sidx) {
     lua_pop(L, 1);
     t = monotonic_seconds();
   } else {
-    lua_call(L, 0, 1);
+    if (txaio_unlikely(lua_pcall(L, 0, 1, 0) != LUA_OK)) adapter_error(L, "now");
     if (txaio_unlikely(lua_type(L, -1) != LUA_TNUMBER))
       luaL_error(L, "txaio: the loop clock now() returned %s, expected a number of seconds",
                  luaL_typename(L, -1));
@@ -70,20 +76,26 @@ double txaio__checkdelay(lua_State *L, int arg) {
   return d > 0 ? d : 0;
 }
 
-/* Asks the backend to call tick() after 'delay' seconds, or tells it nothing is pending (< 0). */
-static void call_wake(lua_State *L, int sidx, Scheduler *s, double delay) {
+/*
+** Asks the backend to call tick() after 'delay' seconds, or tells it nothing is pending (< 0).
+** Returns 0 when the wake-up raised, leaving the error on the stack for the caller to undo and
+** re-raise; 1 otherwise.
+*/
+static int call_wake(lua_State *L, int sidx, Scheduler *s, double delay) {
   if (s->c_wake) {
     s->c_wake(s->c_ud, delay);
-    return;
+    return 1;
   }
   if (lua_getiuservalue(L, sidx, SS_WAKE) == LUA_TNIL) {
     lua_pop(L, 1);
-    return;
+    return 1;
   }
   if (delay >= 0) lua_pushnumber(L, delay);
   else lua_pushnil(L);
-  lua_call(L, 1, 0);
+  return lua_pcall(L, 1, 0, 0) == LUA_OK;
 }
+
+static void timer_release(lua_State *L, int tidx, Timer *t, int sidx);
 
 void txaio__sched_add(lua_State *L, int sidx, double due, int fnidx, int firstarg, int nargs) {
   Scheduler *s = (Scheduler *)lua_touserdata(L, sidx);
@@ -115,8 +127,17 @@ void txaio__sched_add(lua_State *L, int sidx, double due, int fnidx, int firstar
   t->node.seq = s->seq++;
   txaio__heap_push(&s->heap, &t->node);
   if (!s->firing && due < s->armed) {
+    double armed = s->armed;
     s->armed = due;
-    call_wake(L, sidx, s, due - s->last_now);
+    if (!call_wake(L, sidx, s, due - s->last_now)) {
+      /* undo: a call_later that raises must not leave a timer behind */
+      lua_insert(L, -2);
+      txaio__heap_remove(&s->heap, &t->node);
+      timer_release(L, lua_gettop(L), t, sidx);
+      s->armed = armed;
+      lua_pop(L, 1);
+      adapter_error(L, "wake");
+    }
   }
 }
 
@@ -157,7 +178,7 @@ int txaio__timer_cancel(lua_State *L, int tidx) {
   timer_release(L, tidx, t, sidx);
   if (!s->firing && s->heap.count == 0) {
     s->armed = HUGE_VAL;
-    call_wake(L, sidx, s, -1);
+    if (!call_wake(L, sidx, s, -1)) adapter_error(L, "wake");   /* the cancel itself is done */
   }
   lua_pop(L, 1);
   return 1;
@@ -228,9 +249,12 @@ double txaio__sched_tick(lua_State *L, int sidx) {
   top = txaio__heap_min(&s->heap);
   if (top) {
     s->armed = top->due;
-    call_wake(L, sidx, s, top->due > s->last_now ? top->due - s->last_now : 0);
-  } else {
-    call_wake(L, sidx, s, -1);
+    if (!call_wake(L, sidx, s, top->due > s->last_now ? top->due - s->last_now : 0)) {
+      s->armed = HUGE_VAL;   /* not armed after all: the next call_later asks again */
+      adapter_error(L, "wake");
+    }
+  } else if (!call_wake(L, sidx, s, -1)) {
+    adapter_error(L, "wake");
   }
   return s->last_now;
 }
