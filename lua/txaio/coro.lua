@@ -123,10 +123,10 @@ function M.await(f)
   if not coroutine_isyieldable() then error("await: " .. CANNOT_WAIT, 2) end
   task.awaiting = f
   add_callbacks(f, function(v) step(co, true, v) end, function(fl) step(co, false, fl) end)
-  local ok, value = coroutine_yield(AWAIT)
+  local ok, outcome_value = coroutine_yield(AWAIT)
   task.awaiting = nil
-  if ok then return value end
-  return raise(task, value)
+  if ok then return outcome_value end
+  return raise(task, outcome_value)
 end
 
 return M
