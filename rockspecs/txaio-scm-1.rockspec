@@ -19,7 +19,7 @@ description = {
   license = "MIT",
 }
 dependencies = {
-  "lua >= 5.4",   -- luv is optional: loaded lazily by use_luv()
+  "lua >= 5.1",   -- 5.1, LuaJIT 2.1, 5.2, 5.3, 5.4; luv is optional: loaded lazily by use_luv()
 }
 test_dependencies = { "busted" }
 test = { type = "command", command = "make test" }   -- Debian's busted is not a registered rock

@@ -5,11 +5,16 @@
 -- @module txaio.coro
 local core = require "txaio.core"
 
-local coroutine_create, coroutine_resume = coroutine.create, coroutine.resume
-local coroutine_running, coroutine_yield = coroutine.running, coroutine.yield
+-- OpenResty's ngx_lua replaces coroutine.create/resume/yield/status with versions bound to its
+-- request scheduler (unusable in init_worker_by_lua*, and a yield from them goes to nginx, not to
+-- our resume); it keeps the plain functions as coroutine._create and so on. Ours are plain.
+local lib = coroutine
+local function plain(name) return rawget(lib, "_" .. name) or lib[name] end
+local coroutine_create, coroutine_resume = plain("create"), plain("resume")
+local coroutine_yield, coroutine_status = plain("yield"), plain("status")
+local coroutine_running = lib.running
 -- Lua 5.1 and 5.2 have no isyieldable; the core knows whether one of its callbacks runs here
-local coroutine_status = coroutine.status
-local coroutine_isyieldable = coroutine.isyieldable or core.can_yield
+local coroutine_isyieldable = lib.isyieldable or core.can_yield
 local xpcall, error, type, setmetatable, rawequal, getmetatable = xpcall, error, type,
   setmetatable, rawequal, getmetatable
 local create_future, resolve, reject, add_callbacks = core.create_future, core.resolve,
@@ -23,9 +28,16 @@ local M = {}
 
 -- Plain Lua 5.1 cannot yield across pcall/xpcall (LuaJIT and 5.2+ can): there the body runs
 -- bare, and a failure is read from the dead coroutine's stack instead of from a message handler.
-local YIELDABLE_PCALL = select(2, coroutine_resume(coroutine_create(function()
-  return pcall(coroutine_yield, true)
-end)))
+-- Found out on the first spawn, not at load time: some hosts forbid coroutines while loading.
+local yieldable_pcall
+local function can_yield_across_pcall()
+  if yieldable_pcall == nil then
+    yieldable_pcall = select(2, coroutine_resume(coroutine_create(function()
+      return pcall(coroutine_yield, true)
+    end))) == true
+  end
+  return yieldable_pcall
+end
 
 -- The task of each coroutine started by spawn: { future =, awaiting =, raised_value =, raised = }.
 local tasks = setmetatable({}, { __mode = "k" })
@@ -74,7 +86,7 @@ function M.spawn(fn, ...)
   end
   local task
   local co
-  if YIELDABLE_PCALL then
+  if can_yield_across_pcall() then
     co = coroutine_create(function(...)
       -- an error re-raised by await is its failure's value: reuse that failure, keeping the
       -- innermost traceback, instead of capturing a new one here
@@ -111,8 +123,8 @@ end
 -- future that has already completed (without yielding).
 function M.await(f)
   if not is_future(f) then return f end
-  local co = coroutine_running()
-  local task = co and tasks[co]
+  local running = coroutine_running()
+  local task = running and tasks[running]
   if not task then
     if core.in_callback() then error("await: not inside txaio.spawn (" .. CANNOT_WAIT .. ")", 2) end
     error("await: not inside txaio.spawn", 2)
@@ -122,7 +134,8 @@ function M.await(f)
   if state == "failed" then return raise(task, value) end
   if not coroutine_isyieldable() then error("await: " .. CANNOT_WAIT, 2) end
   task.awaiting = f
-  add_callbacks(f, function(v) step(co, true, v) end, function(fl) step(co, false, fl) end)
+  add_callbacks(f, function(v) step(running, true, v) end,
+    function(fl) step(running, false, fl) end)
   local ok, outcome_value = coroutine_yield(AWAIT)
   task.awaiting = nil
   if ok then return outcome_value end
