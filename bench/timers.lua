@@ -1,0 +1,88 @@
+--- W4-W6: N timers with random delays in [0, 1 s] on luv, all fired by uv.run() (or cancelled).
+-- Variants:
+--   txaio          W4: txaio.call_later on the luv backend (one uv_timer for all of them)
+--   txaio-cancel   W5: txaio.call_later, then cancel each handle
+--   batched        W6: make_batched_timer(1, 100):call_later
+--   luv            baseline (b): one luv uv_timer handle per call, closed when it fires
+-- Reported: CPU (os.clock) per timer for scheduling plus uv.run(); for the txaio variants also
+-- the memory per pending timer, measured two ways once all are scheduled:
+--   bytes_per_timer   collectgarbage("count") delta (after full collections) plus the core's heap
+--                     array (8 bytes a slot, capacity 16 * 2^k), which lives outside Lua's accounting
+--   rss_per_timer     the resident-set delta from /proc/self/statm (includes allocator slack)
+package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
+local common = require "common"
+
+local variant, N = common.args(1000000)
+local uv = require "luv"
+local os_clock, random = os.clock, math.random
+
+local function rss_bytes()
+  local f = io.open("/proc/self/statm")
+  if not f then return 0 end
+  local _, resident = f:read("n", "n")
+  f:close()
+  return resident * 4096
+end
+
+local function heap_array_bytes(pending)
+  local cap = 16
+  while cap < pending do cap = cap * 2 end
+  return cap * 8
+end
+
+math.randomseed(42)
+local delays = {}
+for i = 1, N do delays[i] = random() end   -- drawn before timing: [0, 1) seconds
+
+local fired = 0
+local function on_timer() fired = fired + 1 end
+local result = { n = N }
+
+local function memory(pending, before_kb, before_rss)
+  collectgarbage()
+  collectgarbage()
+  local lua_bytes = (collectgarbage("count") - before_kb) * 1024
+  result.bytes_per_timer = (lua_bytes + heap_array_bytes(pending)) / N
+  result.lua_bytes_per_timer = lua_bytes / N
+  result.rss_per_timer = (rss_bytes() - before_rss) / N
+end
+
+collectgarbage()
+collectgarbage()
+local kb0, rss0 = collectgarbage("count"), rss_bytes()
+local t0, paused = os_clock(), 0
+
+if variant == "luv" then
+  local new_timer = uv.new_timer
+  for i = 1, N do
+    local t = new_timer()
+    t:start((delays[i] * 1000) // 1, 0, function() t:close(); fired = fired + 1 end)
+  end
+else
+  local txaio = require "txaio"
+  txaio.use_luv(uv)
+  if variant == "txaio" then
+    local call_later = txaio.call_later
+    for i = 1, N do call_later(delays[i], on_timer) end
+  elseif variant == "batched" then
+    local bt = txaio.make_batched_timer(1, 100)
+    for i = 1, N do bt:call_later(delays[i], on_timer) end
+  elseif variant == "txaio-cancel" then
+    local call_later, handles = txaio.call_later, {}
+    for i = 1, N do handles[i] = call_later(delays[i], on_timer) end
+    for i = 1, N do handles[i]:cancel() end
+  else
+    error("unknown variant " .. variant)
+  end
+  if variant ~= "txaio-cancel" then
+    local p0 = os_clock()
+    memory(txaio.config.loop:pending(), kb0, rss0)   -- not timed: full GCs distort the CPU figure
+    paused = os_clock() - p0
+  end
+end
+uv.run()
+local cpu = os_clock() - t0 - paused
+local want = variant == "txaio-cancel" and 0 or N
+assert(fired == want, ("%d of %d timers fired"):format(fired, want))
+result.ns_per_op = cpu / N * 1e9
+common.report(result)
