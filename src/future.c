@@ -11,18 +11,63 @@
 static const char *const state_names[] = { "pending", "resolved", "failed" };
 
 Future *txaio__tofuture(lua_State *L, int idx) {
-  return (Future *)luaL_testudata(L, idx, TXAIO_FUTURE_MT);
+  Future *f = (Future *)luaL_testudata(L, idx, TXAIO_FUTURE_MT);
+  return f ? f : (Future *)luaL_testudata(L, idx, TXAIO_UNOBSERVED_MT);
 }
 
 Future *txaio__checkfuture(lua_State *L, int idx) {
-  return (Future *)luaL_checkudata(L, idx, TXAIO_FUTURE_MT);
+  Future *f = txaio__tofuture(L, idx);
+  if (!f) luaL_typeerror(L, idx, TXAIO_FUTURE_MT);
+  return f;
+}
+
+static Future *initfuture(lua_State *L) {
+  Future *f = (Future *)lua_newuserdatauv(L, sizeof(Future), FS_NSLOTS);
+  memset(f, 0, sizeof *f);
+  return f;
 }
 
 Future *txaio__newfuture(lua_State *L) {
-  Future *f = (Future *)lua_newuserdatauv(L, sizeof(Future), FS_NSLOTS);
-  memset(f, 0, sizeof *f);
+  Future *f = initfuture(L);
   luaL_setmetatable(L, TXAIO_FUTURE_MT);
   return f;
+}
+
+void txaio__pushfuturemts(lua_State *L) {
+  luaL_getmetatable(L, TXAIO_FUTURE_MT);
+  luaL_getmetatable(L, TXAIO_UNOBSERVED_MT);
+}
+
+Future *txaio__upfuture(lua_State *L, int idx) {
+  void *p = lua_touserdata(L, idx);
+  int same;
+  if (p == NULL || !lua_getmetatable(L, idx)) return NULL;
+  same = lua_rawequal(L, -1, lua_upvalueindex(1)) || lua_rawequal(L, -1, lua_upvalueindex(2));
+  lua_pop(L, 1);
+  return same ? (Future *)p : NULL;
+}
+
+Future *txaio__upcheckfuture(lua_State *L, int idx) {
+  Future *f = txaio__upfuture(L, idx);
+  if (txaio_unlikely(!f)) luaL_typeerror(L, idx, TXAIO_FUTURE_MT);
+  return f;
+}
+
+Future *txaio__upnewfuture(lua_State *L) {
+  Future *f = initfuture(L);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_setmetatable(L, -2);
+  return f;
+}
+
+/*
+** Only a failure nobody has observed needs a finalizer (to report it): giving every future a
+** __gc would make the collector finalize, and keep for an extra cycle, every one of them.
+*/
+static void watch_unobserved(lua_State *L, int fidx, Future *f) {
+  if (f->observed || f->cancelled) return;
+  luaL_getmetatable(L, TXAIO_UNOBSERVED_MT);
+  lua_setmetatable(L, fidx);
 }
 
 int txaio__iscallable(lua_State *L, int idx) {
@@ -62,6 +107,7 @@ void txaio__settle(lua_State *L, int fidx, FutureState state, int vidx) {
   int n = f->ncallbacks, i;
   f->state = (unsigned char)state;
   f->ncallbacks = 0;
+  if (state == FUT_FAILED) watch_unobserved(L, fidx, f);
   lua_pushvalue(L, vidx);
   lua_setiuservalue(L, fidx, FS_VALUE);
   lua_pushnil(L);
@@ -128,7 +174,7 @@ static int fut_create(lua_State *L) {
   txaio__checkcallable(L, 3, 1);
   if (!lua_isnil(L, 1) && !lua_isnil(L, 2))
     return luaL_error(L, "create_future: result and error are exclusive");
-  f = txaio__newfuture(L);
+  f = txaio__upnewfuture(L);
   if (!lua_isnil(L, 3)) {
     lua_pushvalue(L, 3);
     lua_setiuservalue(L, 4, FS_CANCELLER);
@@ -141,13 +187,14 @@ static int fut_create(lua_State *L) {
     txaio__tofailure(L, 2, 1);
     f->state = FUT_FAILED;
     lua_setiuservalue(L, 4, FS_VALUE);
+    watch_unobserved(L, 4, f);
   }
   return 1;
 }
 
 static int fut_create_success(lua_State *L) {
   lua_settop(L, 1);
-  txaio__newfuture(L)->state = FUT_RESOLVED;
+  txaio__upnewfuture(L)->state = FUT_RESOLVED;
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, 2, FS_VALUE);
   return 1;
@@ -156,19 +203,20 @@ static int fut_create_success(lua_State *L) {
 static int fut_create_error(lua_State *L) {
   luaL_argexpected(L, !lua_isnoneornil(L, 1), 1, "error value");
   lua_settop(L, 1);
-  txaio__newfuture(L)->state = FUT_FAILED;
+  txaio__upnewfuture(L)->state = FUT_FAILED;
   txaio__tofailure(L, 1, 1);
   lua_setiuservalue(L, 2, FS_VALUE);
+  watch_unobserved(L, 2, (Future *)lua_touserdata(L, 2));
   return 1;
 }
 
 static int fut_is_future(lua_State *L) {
-  lua_pushboolean(L, txaio__tofuture(L, 1) != NULL);
+  lua_pushboolean(L, txaio__upfuture(L, 1) != NULL);
   return 1;
 }
 
 static int fut_is_called(lua_State *L) {
-  lua_pushboolean(L, txaio__checkfuture(L, 1)->state != FUT_PENDING);
+  lua_pushboolean(L, txaio__upcheckfuture(L, 1)->state != FUT_PENDING);
   return 1;
 }
 
@@ -180,7 +228,7 @@ static int check_completable(lua_State *L, Future *f) {
 }
 
 static int fut_resolve(lua_State *L) {
-  Future *f = txaio__checkfuture(L, 1);
+  Future *f = txaio__upcheckfuture(L, 1);
   lua_settop(L, 2);
   if (check_completable(L, f)) {
     txaio__settle(L, 1, FUT_RESOLVED, 2);
@@ -190,7 +238,7 @@ static int fut_resolve(lua_State *L) {
 }
 
 static int fut_reject(lua_State *L) {
-  Future *f = txaio__checkfuture(L, 1);
+  Future *f = txaio__upcheckfuture(L, 1);
   luaL_argexpected(L, !lua_isnoneornil(L, 2), 2, "error value");
   lua_settop(L, 2);
   if (check_completable(L, f)) {
@@ -209,7 +257,7 @@ static void push_cancelled_error(lua_State *L, int msgidx) {
 }
 
 static int fut_cancel(lua_State *L) {
-  Future *f = txaio__checkfuture(L, 1);
+  Future *f = txaio__upcheckfuture(L, 1);
   lua_settop(L, 2);
   if (!lua_isnil(L, 2)) luaL_checkstring(L, 2);
   if (f->state != FUT_PENDING || f->settling) {
@@ -243,7 +291,7 @@ static int fut_cancel(lua_State *L) {
 }
 
 static int fut_add_callbacks(lua_State *L) {
-  txaio__checkfuture(L, 1);
+  txaio__upcheckfuture(L, 1);
   lua_settop(L, 3);
   txaio__checkcallable(L, 2, 1);
   txaio__checkcallable(L, 3, 1);
@@ -256,7 +304,7 @@ static int fut_add_callbacks(lua_State *L) {
 }
 
 static int fut_result(lua_State *L) {
-  Future *f = txaio__checkfuture(L, 1);
+  Future *f = txaio__upcheckfuture(L, 1);
   if (f->state == FUT_PENDING) return luaL_argerror(L, 1, "future is still pending");
   lua_getiuservalue(L, 1, FS_VALUE);
   if (f->state == FUT_RESOLVED) return 1;
@@ -266,7 +314,7 @@ static int fut_result(lua_State *L) {
 
 /* core.outcome(f) -> "pending" | "resolved", value | "failed", failure; the failure counts as seen */
 static int fut_outcome(lua_State *L) {
-  Future *f = txaio__checkfuture(L, 1);
+  Future *f = txaio__upcheckfuture(L, 1);
   lua_pushstring(L, state_names[f->state]);
   if (f->state == FUT_PENDING) return 1;
   if (f->state == FUT_FAILED) f->observed = 1;
@@ -280,20 +328,22 @@ static int fut_as_future(lua_State *L) {
   lua_pushcfunction(L, txaio__failure_msgh);
   lua_insert(L, 1);
   if (lua_pcall(L, nargs, 1, 1) != LUA_OK) {
-    txaio__newfuture(L)->state = FUT_FAILED;
+    Future *f = txaio__upnewfuture(L);
+    f->state = FUT_FAILED;
     lua_insert(L, -2);
     lua_setiuservalue(L, -2, FS_VALUE);
+    watch_unobserved(L, lua_gettop(L), f);
     return 1;
   }
-  if (txaio__tofuture(L, -1)) return 1;
-  txaio__newfuture(L)->state = FUT_RESOLVED;
+  if (txaio__upfuture(L, -1)) return 1;
+  txaio__upnewfuture(L)->state = FUT_RESOLVED;
   lua_insert(L, -2);
   lua_setiuservalue(L, -2, FS_VALUE);
   return 1;
 }
 
 static int fut_tostring(lua_State *L) {
-  Future *f = txaio__checkfuture(L, 1);
+  Future *f = txaio__upcheckfuture(L, 1);
   const void *p = lua_topointer(L, 1);
   if (f->cancelled) {
     lua_pushfstring(L, "txaio.Future: %p (cancelled)", p);
@@ -329,7 +379,6 @@ static const luaL_Reg future_methods[] = {
 
 static const luaL_Reg future_meta[] = {
   { "__tostring", fut_tostring },
-  { "__gc", fut_gc },
   { NULL, NULL }
 };
 
@@ -351,10 +400,27 @@ static const luaL_Reg future_funcs[] = {
 
 /* [-0, +0] registers the metatable and adds the functions to the module table on top. */
 void txaio__openfuture(lua_State *L) {
+  /* both metatables first: every function below gets them as upvalues */
   luaL_newmetatable(L, TXAIO_FUTURE_MT);
-  luaL_setfuncs(L, future_meta, 0);
-  luaL_newlib(L, future_methods);
+  luaL_newmetatable(L, TXAIO_UNOBSERVED_MT);
+  lua_pushstring(L, TXAIO_FUTURE_MT);   /* one type to users: messages and tostring agree */
+  lua_setfield(L, -2, "__name");
+  lua_pop(L, 2);
+  txaio__pushfuturemts(L);
+  luaL_setfuncs(L, future_funcs, TXAIO_FUTURE_NUP);          /* into the module table */
+  luaL_newmetatable(L, TXAIO_FUTURE_MT);
+  lua_newtable(L);
+  txaio__pushfuturemts(L);
+  luaL_setfuncs(L, future_methods, TXAIO_FUTURE_NUP);
   lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
-  luaL_setfuncs(L, future_funcs, 0);
+  txaio__pushfuturemts(L);
+  luaL_setfuncs(L, future_meta, TXAIO_FUTURE_NUP);
+  luaL_newmetatable(L, TXAIO_UNOBSERVED_MT);
+  lua_getfield(L, -2, "__index");
+  lua_setfield(L, -2, "__index");
+  lua_getfield(L, -2, "__tostring");
+  lua_setfield(L, -2, "__tostring");
+  lua_pushcfunction(L, fut_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pop(L, 2);
 }

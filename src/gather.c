@@ -63,12 +63,12 @@ static int gather_new(lua_State *L) {
   /* check everything first so that a bad item leaves every future untouched */
   for (i = 1; i <= n; i++) {
     lua_rawgeti(L, 1, i);
-    if (!txaio__tofuture(L, -1))
+    if (!txaio__upfuture(L, -1))
       return luaL_argerror(L, 1, lua_pushfstring(L, "list of futures expected, item %d is %s",
                                                  (int)i, luaL_typename(L, -1)));
     lua_pop(L, 1);
   }
-  txaio__newfuture(L);                       /* 3: the gathered future */
+  txaio__upnewfuture(L);                     /* 3: the gathered future */
   lua_createtable(L, (int)n, 1);             /* 4: the results */
   lua_pushinteger(L, n);
   lua_setfield(L, 4, "n");
@@ -106,5 +106,6 @@ static const luaL_Reg gather_funcs[] = {
 void txaio__opengather(lua_State *L) {
   luaL_newmetatable(L, TXAIO_GATHER_MT);
   lua_pop(L, 1);
-  luaL_setfuncs(L, gather_funcs, 0);
+  txaio__pushfuturemts(L);
+  luaL_setfuncs(L, gather_funcs, TXAIO_FUTURE_NUP);
 }

@@ -8,6 +8,8 @@
 #include "compat.h"
 
 #define TXAIO_FUTURE_MT   "txaio.Future"
+/* the same type, plus a __gc: a future switches to it when it fails with nobody watching */
+#define TXAIO_UNOBSERVED_MT "txaio.Future (unobserved failure)"
 #define TXAIO_FAILURE_MT  "txaio.Failure"
 #define TXAIO_GATHER_MT   "txaio.Gather"
 #define TXAIO_CANCELLED_MT "CancelledError"
@@ -43,6 +45,16 @@ typedef struct Future {
 Future *txaio__checkfuture(lua_State *L, int idx);
 Future *txaio__tofuture(lua_State *L, int idx);
 Future *txaio__newfuture(lua_State *L);
+/*
+** Faster versions for the Lua-facing functions registered with txaio__pushfuturemts's two upvalues:
+** they compare metatables by identity instead of looking them up by name. Only for functions
+** called from Lua (never from the embedder's C, where upvalue indices mean nothing).
+*/
+Future *txaio__upfuture(lua_State *L, int idx);
+Future *txaio__upcheckfuture(lua_State *L, int idx);
+Future *txaio__upnewfuture(lua_State *L);
+void txaio__pushfuturemts(lua_State *L);
+#define TXAIO_FUTURE_NUP 2
 void txaio__settle(lua_State *L, int fidx, FutureState state, int vidx);
 void txaio__addcallbacks(lua_State *L, int fidx, int cbidx, int ebidx);
 void txaio__openfuture(lua_State *L);

@@ -92,6 +92,9 @@ void txaio__drain(lua_State *L) {
   while (rq->head < rq->tail) {
     lua_Integer at = rq->head;
     rq->head += 2;
+    /* empty again: start over at 1, so a chain (one callback queueing the next) reuses two slots
+       instead of growing the table by two keys a link */
+    if (rq->head == rq->tail) rq->head = rq->tail = 1;
     lua_rawgeti(L, queue, at);
     lua_rawgeti(L, queue, at + 1);
     /* clear before calling so the queue never pins a finished callback or its value */
