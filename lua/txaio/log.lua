@@ -307,10 +307,20 @@ function methods.failure(self, fmt, failure, level, kw)
   end
 end
 
+-- The level methods also live in each logger itself, so that a call finds them in one lookup
+-- instead of going through the metatable's __index: a disabled log:debug(...) then costs about
+-- what an empty function call does. Changing the level rewrites every live logger.
+local loggers = setmetatable({}, { __mode = "k" })
+
+local function install_levels(logger)
+  for _, name in ipairs(LEVELS) do rawset(logger, name, methods[name]) end
+end
+
 local function apply_level()
   for i, name in ipairs(LEVELS) do
     methods[name] = i <= current_rank and ENABLED[name] or noop
   end
+  for logger in pairs(loggers) do install_levels(logger) end
 end
 apply_level()
 
@@ -382,12 +392,18 @@ M.api = api
 function api.make_logger(namespace)
   if namespace == nil then
     -- after a tail call (`return make_logger()`) level 2 is not the caller: do not guess
-    local info = not debug.getinfo(1, "t").istailcall and debug.getinfo(2, "S")
+    -- (5.2+ flag it with istailcall; 5.1 and LuaJIT show a "tail" frame instead, and have no "t")
+    local has_t, self_info = pcall(debug.getinfo, 2, "t")   -- 1 is pcall, 2 is make_logger
+    local info = not (has_t and self_info.istailcall) and debug.getinfo(2, "S")
+    if info and info.what == "tail" then info = nil end
     namespace = info and namespace_of(info.source) or "?"
   elseif type(namespace) ~= "string" then
     error(("bad argument #1 to 'make_logger' (string or nil expected, got %s)"):format(type(namespace)), 2)
   end
-  return setmetatable({ namespace = namespace }, Logger)
+  local logger = setmetatable({ namespace = namespace }, Logger)
+  install_levels(logger)
+  loggers[logger] = true
+  return logger
 end
 
 --- Sets the level of every logger, existing and future.
