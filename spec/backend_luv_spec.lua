@@ -302,7 +302,7 @@ describe("txaio.use_luv", function()
 
   -- Last on purpose: a loop replaced by use_luv() stays reachable through its (stopped, never
   -- closed) uv timer, so under GC stress every later test would re-traverse its 100,000 slots.
-  it("holds exactly one luv handle for 100,000 pending timers", function()
+  it("holds exactly one luv handle for 100,000 pending timers #scale", function()
     local active0, total0 = count_handles()
     local fired = 0
     local function cb() fired = fired + 1 end

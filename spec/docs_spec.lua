@@ -3,10 +3,11 @@
 -- when one of them does not appear as code in docs/reference.md or docs/embedding.md.
 local DOCS = { "docs/reference.md", "docs/embedding.md" }
 local HEADER = "src/txaio.h"
+local compat = require "compat"
 
 local function read(path)
   local f = assert(io.open(path, "r"), "cannot open " .. path .. " (run busted from the repository root)")
-  local text = f:read("a")
+  local text = f:read("*a")
   f:close()
   return text
 end
@@ -72,7 +73,7 @@ describe("the documentation (STYLE.md R25)", function()
   local fresh
 
   setup(function()
-    fresh = dofile(assert(package.searchpath("txaio", package.path)))
+    fresh = dofile(assert(compat.searchpath("txaio", package.path)))
   end)
 
   it("exists", function()

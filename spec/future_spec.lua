@@ -606,7 +606,7 @@ describe("the order in which callbacks run", function()
     assert.same({ "a1", "a2", "b1" }, order)
   end)
 
-  it("completes a chain of 1,000,000 futures without overflowing the stack", function()
+  it("completes a chain of 1,000,000 futures without overflowing the stack #scale", function()
     local n = 1000000
     local count, last = 0, nil
     local function step(v)
@@ -630,7 +630,7 @@ describe("the order in which callbacks run", function()
     assert.equal(0, #reports_about("stack overflow"))
   end)
 
-  it("completes a prebuilt chain where each callback resolves the next future", function()
+  it("completes a prebuilt chain where each callback resolves the next future #scale", function()
     local n = 100000
     local count, ok, err = 0, nil, nil
     local last
@@ -651,7 +651,7 @@ describe("the order in which callbacks run", function()
     assert.equal(n, last)
   end)
 
-  it("completes a chain of 100,000 cancellations without overflowing the stack", function()
+  it("completes a chain of 100,000 cancellations without overflowing the stack #scale", function()
     local n = 100000
     local count = 0
     local function step()

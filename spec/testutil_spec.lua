@@ -1,6 +1,8 @@
 -- Test helpers: CONTRACT.md section 8, txaio.testutil's Clock and replace_loop.
 local txaio = require "txaio"
 local testutil = require "txaio.testutil"
+local compat = require "compat"
+local pack = compat.pack
 
 -- Runs `fn` under pcall and returns the error, asserting that it did fail.
 local function error_of(fn, ...)
@@ -150,7 +152,7 @@ describe("testutil.replace_loop", function()
   end)
 
   it("returns all of fn's results, including nil holes", function()
-    local results = table.pack(testutil.replace_loop(testutil.Clock(), function()
+    local results = pack(testutil.replace_loop(testutil.Clock(), function()
       return 1, nil, "three", nil
     end))
     assert.are.equal(4, results.n)

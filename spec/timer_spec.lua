@@ -3,6 +3,8 @@
 local txaio = require "txaio"
 local report = require "txaio.report"
 local testutil = require "txaio.testutil"
+local compat = require "compat"
+local pack = compat.pack
 
 local clock
 
@@ -44,7 +46,7 @@ local function noop() end
 describe("txaio.call_later", function()
   it("passes its extra arguments through to the callback, including nils", function()
     local got
-    txaio.call_later(1, function(...) got = table.pack(...) end, "a", nil, 3, nil)
+    txaio.call_later(1, function(...) got = pack(...) end, "a", nil, 3, nil)
     clock:advance(1)
     assert.is_table(got)
     assert.are.equal(4, got.n)
@@ -363,7 +365,7 @@ describe("txaio.sleep", function()
 end)
 
 describe("a million timers", function()
-  it("fire in deadline order, cancelled ones never, and their memory comes back", function()
+  it("fire in deadline order, cancelled ones never, and their memory comes back #scale", function()
     local N = 1000000
     local seed = 20240611
     math.randomseed(seed)
@@ -426,7 +428,7 @@ describe("a million timers", function()
       ("%.0f KB before, %.0f KB after"):format(kb_before, kb_after))
   end)
 
-  it("gives the memory of fired and cancelled timers back while their loop lives on", function()
+  it("gives the memory of fired and cancelled timers back while their loop lives on #scale", function()
     -- ordinary GC pacing: under the pause-0 pass, creating 200,000 timers is quadratic
     local pause, stepmul = collectgarbage("setpause", 200), collectgarbage("setstepmul", 100)
     local ok, err = pcall(function()

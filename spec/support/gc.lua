@@ -5,11 +5,20 @@
 local ok, luv = pcall(require, "luv")
 if ok then debug.getregistry()["txaio spec: pinned luv module"] = luv end
 
+-- collectgarbage("generational") and ("incremental") exist in 5.4 and, as an experiment, in 5.2;
+-- 5.1, LuaJIT and 5.3 only have the incremental collector.
+local HAS_MODES = _VERSION == "Lua 5.4" or _VERSION == "Lua 5.2"
+
 local mode = os.getenv("TXAIO_GC") or "normal"
 if mode == "generational" then
-  collectgarbage("generational")
+  if HAS_MODES then
+    collectgarbage("generational")
+  else
+    io.stderr:write(("spec/support/gc.lua: %s has no generational collector; "
+      .. "this pass runs in normal mode\n"):format(_VERSION))
+  end
 elseif mode == "stress" then
-  collectgarbage("incremental")
+  if HAS_MODES then collectgarbage("incremental") end
   collectgarbage("setpause", 0)
   collectgarbage("setstepmul", 1000)
 elseif mode ~= "normal" then
