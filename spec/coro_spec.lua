@@ -399,7 +399,7 @@ for _, backend in ipairs{ "clock", "host", "luv" } do
         assert.equal(3, results.n)
         assert.equal("a", results[1])
         assert.is_true(txaio.is_failure(results[2]))
-        assert.is_true(rawequal(b_failure, results[2]))
+        assert.is_true(rawequal(b_failure, results[2]))   -- gather hands on b's own failure
         assert.equal("b", results[2].value.code)
         assert_contains(txaio.failure_format_traceback(results[2]), "coro_spec.lua:" .. line .. ":")
         assert.equal("c", results[3])
@@ -498,10 +498,10 @@ for _, backend in ipairs{ "clock", "host", "luv" } do
         assert.equal("fine", select(2, is()))
       end)
 
-      it("hands on the innermost failure object through three levels of spawn and await", function()
-        local line
+      it("hands on the innermost failure through three levels of spawn and await", function()
+        local line, middle_line, outer_line
         local boom = { what = "deep" }
-        local inner_failure
+        local inner_failure, middle_failure
         local outer = txaio.spawn(function()
           local middle = txaio.spawn(function()
             local inner = txaio.spawn(function()
@@ -509,25 +509,86 @@ for _, backend in ipairs{ "clock", "host", "luv" } do
               line = debug.getinfo(1, "l").currentline; error(boom)
             end)
             txaio.add_callbacks(inner, nil, function(fl) inner_failure = fl end)
-            txaio.await(inner)
+            middle_line = debug.getinfo(1, "l").currentline; txaio.await(inner)
             return "not reached"
           end)
+          txaio.add_callbacks(middle, nil, function(fl) middle_failure = fl end)
           txaio.await(txaio.sleep(0.005))
-          return txaio.await(middle)
+          outer_line = debug.getinfo(1, "l").currentline; local v = txaio.await(middle)
+          return v
         end)
         local is = watch(outer)
         run_until(function() return is() ~= "pending" end)
         local state, outer_failure = is()
         assert.equal("failed", state)
-        assert.is_true(txaio.is_failure(inner_failure))
-        assert.is_true(rawequal(inner_failure, outer_failure))
-        assert.is_true(rawequal(boom, outer_failure.value))
-        assert_contains(txaio.failure_format_traceback(outer_failure), "coro_spec.lua:" .. line .. ":")
+        for _, fl in ipairs { inner_failure, middle_failure, outer_failure } do
+          assert.is_true(txaio.is_failure(fl))
+          assert.is_true(rawequal(boom, fl.value))
+          -- the innermost traceback, the very same frames, at every level
+          assert.is_true(rawequal(inner_failure:traceback(), fl:traceback()))
+          assert_contains(txaio.failure_format_traceback(fl), "coro_spec.lua:" .. line .. ":")
+        end
+        -- each coroutine the failure left adds the line of its await, innermost first
+        assert.equal(0, #inner_failure:await_chain())
+        local chain = outer_failure:await_chain()
+        assert.equal(2, #chain)
+        assert.equal(middle_line, chain[1].line)
+        assert.equal(outer_line, chain[2].line)
+        assert_contains(chain[1].source, "coro_spec.lua")
+        assert.equal(1, #middle_failure:await_chain())
+        assert.equal(middle_line, middle_failure:await_chain()[1].line)
+        local text = txaio.failure_format_traceback(outer_failure)
+        local at = text:find("\nawaited at:\n", 1, true)
+        assert.truthy(at, text)
+        local after = text:sub(at)
+        local m = after:find("coro_spec.lua:" .. middle_line .. ":", 1, true)
+        local o = after:find("coro_spec.lua:" .. outer_line .. ":", 1, true)
+        assert.truthy(m and o and m < o, text)
       end)
 
-      it("keeps the same failure when a coroutine catches the error and raises it again", function()
+      it("names the coroutine's function in the chain when it tail-called await", function()
+        local defined
+        local inner = txaio.spawn(function()
+          txaio.await(txaio.sleep(0.01))
+          error("tail", 0)
+        end)
+        local body = function() return txaio.await(inner) end
+        defined = debug.getinfo(body, "S").linedefined
+        local outer = txaio.spawn(body)
+        txaio.add_callbacks(inner, nil, function() end)
+        local is = watch(outer)
+        run_until(function() return is() ~= "pending" end)
+        local state, fl = is()
+        assert.equal("failed", state)
+        local chain = fl:await_chain()
+        assert.equal(1, #chain)
+        assert.is_nil(chain[1].line)
+        assert.equal(defined, chain[1].linedefined)
+        assert_contains(txaio.failure_format_traceback(fl),
+          "coro_spec.lua: in function <" .. chain[1].source .. ":" .. defined .. ">")
+      end)
+
+      it("does not let callers change the chain another failure shares", function()
+        local inner = txaio.spawn(function()
+          txaio.await(txaio.sleep(0.01))
+          error("shared", 0)
+        end)
+        local mid = txaio.spawn(function() local v = txaio.await(inner) return v end)
+        local outer = txaio.spawn(function() local v = txaio.await(mid) return v end)
+        local mid_is, outer_is = watch(mid), watch(outer)
+        run_until(function() return outer_is() ~= "pending" end)
+        local _, mid_failure = mid_is()
+        local _, outer_failure = outer_is()
+        mid_failure:await_chain()[1] = "scribbled"
+        table.insert(mid_failure:await_chain(), "more")
+        assert.equal(1, #mid_failure:await_chain())
+        assert.is_table(mid_failure:await_chain()[1])
+        assert.equal(2, #outer_failure:await_chain())
+      end)
+
+      it("keeps the failure's value and traceback when a coroutine catches the error and raises it again", function()
         needs_yield_across_pcall()
-        local line
+        local line, reraise_line
         local inner_failure
         local outer = txaio.spawn(function()
           local inner = txaio.spawn(function()
@@ -537,14 +598,17 @@ for _, backend in ipairs{ "clock", "host", "luv" } do
           txaio.add_callbacks(inner, nil, function(fl) inner_failure = fl end)
           local ok, err = pcall(txaio.await, inner)
           assert(not ok)
-          error(err, 0)
+          reraise_line = debug.getinfo(1, "l").currentline; error(err, 0)
         end)
         local is = watch(outer)
         run_until(function() return is() ~= "pending" end)
         local state, fl = is()
         assert.equal("failed", state)
-        assert.is_true(rawequal(inner_failure, fl))
+        assert.is_true(rawequal(inner_failure.value, fl.value))
+        assert.is_true(rawequal(inner_failure:traceback(), fl:traceback()))
         assert_contains(txaio.failure_format_traceback(fl), "coro_spec.lua:" .. line .. ":")
+        -- the chain shows where the value left the coroutine: the line that raised it again
+        assert.equal(reraise_line, fl:await_chain()[1].line)
       end)
 
       it("returns values that are not futures unchanged", function()

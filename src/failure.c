@@ -11,7 +11,8 @@
 #define LEVELS_INNER 10
 #define LEVELS_OUTER 11
 
-enum FailureSlot { FL_VALUE = 1, FL_FRAMES, FL_NSLOTS = FL_FRAMES };
+/* FL_AWAITS: where the failure left each spawned coroutine it went through (see fail_awaited) */
+enum FailureSlot { FL_VALUE = 1, FL_FRAMES, FL_AWAITS, FL_NSLOTS = FL_AWAITS };
 
 typedef struct Failure {
   int skipped;   /* frames left out between the inner and outer ones */
@@ -134,6 +135,54 @@ static int fail_of_thread(lua_State *L) {
   return 1;
 }
 
+/*
+** core.failure_awaited(failure, [co,] where): a failure with the same value and frames whose await
+** chain adds one frame: the line where the failure left a coroutine started by spawn, given as a
+** stack level of thread co (default: the running one), or as the coroutine's function when no
+** line of it is left on the stack (it tail-called await). A new object rather than an edit: errbacks
+** of the inner future already hold the original, and each coroutine crossed has its own path.
+*/
+static int fail_awaited(lua_State *L) {
+  Failure *inner = checkfailure(L, 1), *outer;
+  int arg = lua_isthread(L, 2) ? 3 : 2;
+  lua_State *L1 = arg == 3 ? lua_tothread(L, 2) : L;
+  int n = 0, i, found;
+  lua_Debug ar;
+  memset(&ar, 0, sizeof ar);   /* '>S' fills no currentline, name or istailcall */
+  if (lua_isfunction(L, arg)) {
+    lua_settop(L, arg);
+    lua_pushvalue(L, arg);
+    found = lua_getinfo(L, ">S", &ar);
+    ar.currentline = -1;
+    ar.namewhat = "";
+  } else {
+    int level = (int)luaL_checkinteger(L, arg);
+    luaL_argcheck(L, level >= 0, arg, "level must not be negative");
+    lua_settop(L, arg);
+    found = lua_getstack(L1, level, &ar) && lua_getinfo(L1, TXAIO_GETINFO, &ar);
+  }
+  outer = (Failure *)lua_newuserdatauv(L, sizeof(Failure), FL_NSLOTS);
+  outer->skipped = inner->skipped;
+  luaL_setmetatable(L, TXAIO_FAILURE_MT);
+  lua_getiuservalue(L, 1, FL_VALUE);
+  lua_setiuservalue(L, -2, FL_VALUE);
+  lua_getiuservalue(L, 1, FL_FRAMES);
+  lua_setiuservalue(L, -2, FL_FRAMES);
+  if (lua_getiuservalue(L, 1, FL_AWAITS) == LUA_TTABLE) n = (int)lua_rawlen(L, -1);
+  lua_createtable(L, n + 1, 0);
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, -2, i);
+    lua_rawseti(L, -2, i);
+  }
+  if (found) {
+    push_frame(L, &ar);
+    lua_rawseti(L, -2, n + 1);
+  }
+  lua_setiuservalue(L, -3, FL_AWAITS);
+  lua_pop(L, 1);
+  return 1;
+}
+
 static int fail_is_failure(lua_State *L) {
   lua_pushboolean(L, txaio__isfailure(L, 1));
   return 1;
@@ -195,6 +244,19 @@ static int fail_traceback(lua_State *L) {
   return 1;
 }
 
+/* fail:await_chain(): a copy, so that callers cannot rewrite the chain another future shares */
+static int fail_await_chain(lua_State *L) {
+  int i, n = 0;
+  checkfailure(L, 1);
+  if (lua_getiuservalue(L, 1, FL_AWAITS) == LUA_TTABLE) n = (int)lua_rawlen(L, -1);
+  lua_createtable(L, n, 0);
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, -2, i);
+    lua_rawseti(L, -2, i);
+  }
+  return 1;
+}
+
 static const char *field_string(lua_State *L, int t, const char *k) {
   lua_getfield(L, t, k);
   return lua_tostring(L, -1);
@@ -249,6 +311,21 @@ static int fail_format_traceback(lua_State *L) {
       lua_concat(L, 2);
     }
   }
+  /* the accumulator stays on top, with the await chain (innermost first) just below it */
+  if (lua_getiuservalue(L, 1, FL_AWAITS) == LUA_TTABLE && (n = (int)lua_rawlen(L, -1)) > 0) {
+    int awaits = lua_gettop(L) - 1;
+    lua_insert(L, awaits);
+    lua_pushliteral(L, "\nawaited at:");
+    lua_concat(L, 2);
+    for (i = 1; i <= n; i++) {
+      lua_rawgeti(L, awaits, i);
+      push_frame_line(L, lua_gettop(L));
+      lua_remove(L, -2);
+      lua_concat(L, 2);
+    }
+  } else {
+    lua_pop(L, 1);
+  }
   return 1;
 }
 
@@ -270,6 +347,7 @@ static const luaL_Reg failure_methods[] = {
   { "message", fail_message },
   { "traceback", fail_traceback },
   { "format_traceback", fail_format_traceback },
+  { "await_chain", fail_await_chain },
   { NULL, NULL }
 };
 
@@ -283,6 +361,7 @@ static const luaL_Reg failure_funcs[] = {
   { "create_failure", fail_create },
   { "failure_at", fail_create_at },
   { "failure_of_thread", fail_of_thread },
+  { "failure_awaited", fail_awaited },
   { "is_failure", fail_is_failure },
   { "failure_message", fail_message },
   { "failure_traceback", fail_traceback },

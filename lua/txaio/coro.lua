@@ -21,6 +21,7 @@ local create_future, resolve, reject, add_callbacks = core.create_future, core.r
   core.reject, core.add_callbacks
 local is_future, is_called, outcome, failure_at = core.is_future, core.is_called, core.outcome,
   core.failure_at
+local failure_awaited, getinfo = core.failure_awaited, debug.getinfo
 
 local unpack, select = table.unpack or unpack, select
 
@@ -50,6 +51,35 @@ local AWAIT = {}
 
 local step
 
+-- await raises a failure's value; the task remembers the failure so that, if the value leaves
+-- the coroutine, its future fails with that failure (innermost traceback) and not a new one.
+local function raise(task, failure)
+  local value = failure.value
+  task.raised, task.raised_value = failure, value
+  error(value, 0)
+end
+
+-- Where an error re-raised by await left the coroutine's own code: the stack level (counted
+-- from the caller of exit_level, or in the dead thread co) of the caller of await, or of the line
+-- that raised a caught value again. That line is the coroutine's link in the await chain; nil
+-- when no such line is left on the stack (a tail call to await).
+local function exit_level(co, level)
+  local function info(l)
+    if co then return getinfo(co, l, "fS") end
+    return getinfo(l + 2, "fS")     -- + info + exit_level
+  end
+  local frame = info(level)
+  while frame and frame.what == "C" do level = level + 1; frame = info(level) end
+  if frame and frame.func == raise then
+    frame = info(level + 1)
+    if not (frame and frame.func == M.await) then return nil end
+    level = level + 2
+    frame = info(level)
+  end
+  if frame and (frame.what == "Lua" or frame.what == "main") then return level end
+  return nil
+end
+
 local function finish(task, ok, value)
   -- cancelled: whatever the coroutine did after seeing its CancelledError, the future stays cancelled
   if task.cancelling or is_called(task.future) then return end
@@ -62,7 +92,7 @@ step = function(co, ...)
   local ok, a, b = coroutine_resume(co, ...)
   if not ok then   -- the body raised outside any xpcall (plain Lua 5.1)
     if not (task.raised and rawequal(a, task.raised_value)) then a = core.failure_of_thread(co, a)
-    else a = task.raised end
+    else a = failure_awaited(task.raised, co, exit_level(co, 0) or task.fn) end
     return finish(task, false, a)
   end
   if coroutine_status(co) == "dead" then
@@ -88,10 +118,12 @@ function M.spawn(fn, ...)
   local co
   if can_yield_across_pcall() then
     co = coroutine_create(function(...)
-      -- an error re-raised by await is its failure's value: reuse that failure, keeping the
-      -- innermost traceback, instead of capturing a new one here
+      -- an error re-raised by await is its failure's value: keep that failure's value and
+      -- innermost traceback, adding this coroutine to its await chain, instead of capturing anew
       local function handler(err)
-        if task.raised and rawequal(err, task.raised_value) then return task.raised end
+        if task.raised and rawequal(err, task.raised_value) then
+          return failure_awaited(task.raised, exit_level(nil, 2) or task.fn)
+        end
         return failure_at(err, 2)   -- frames from the raise point, not from this handler
       end
       local args = { n = select("#", ...), ... }
@@ -101,6 +133,7 @@ function M.spawn(fn, ...)
     co = coroutine_create(function(...) return true, fn(...) end)
   end
   task = {
+    fn = fn,
     future = create_future(nil, nil, function()
       local awaiting = task.awaiting
       task.cancelling = true
@@ -110,12 +143,6 @@ function M.spawn(fn, ...)
   tasks[co] = task
   step(co, ...)
   return task.future
-end
-
-local function raise(task, failure)
-  local value = failure.value
-  task.raised, task.raised_value = failure, value
-  error(value, 0)
 end
 
 --- Inside a coroutine started by `spawn`: waits for future `f` and returns its value, or raises
@@ -131,7 +158,8 @@ function M.await(f)
   end
   local state, value = outcome(f)
   if state == "resolved" then return value end
-  if state == "failed" then return raise(task, value) end
+  -- not tail calls: the await frame marks where the coroutine's own code begins (exit_level)
+  if state == "failed" then raise(task, value) end
   if not coroutine_isyieldable() then error("await: " .. CANNOT_WAIT, 2) end
   task.awaiting = f
   add_callbacks(f, function(v) step(running, true, v) end,
@@ -139,7 +167,7 @@ function M.await(f)
   local ok, outcome_value = coroutine_yield(AWAIT)
   task.awaiting = nil
   if ok then return outcome_value end
-  return raise(task, outcome_value)
+  raise(task, outcome_value)
 end
 
 return M
