@@ -136,6 +136,19 @@ static inline int txaio_newmetatable(lua_State *L, const char *tname) {
 #define luaL_newmetatable(L, tn)  txaio_newmetatable(L, (tn))
 #endif
 
+#if LUA_VERSION_NUM >= 504
+/* How many user values the userdata at i was created with: 5.4 answers TNONE past the last. */
+static inline int txaio_nuvalue(lua_State *L, int i) {
+  int n = 0;
+  while (lua_getiuservalue(L, i, n + 1) != LUA_TNONE) {
+    lua_pop(L, 1);
+    n++;
+  }
+  lua_pop(L, 1);
+  return n;
+}
+#endif
+
 /* ------------------------------------------------------------- before 5.4 */
 #if LUA_VERSION_NUM < 504
 
@@ -143,10 +156,26 @@ static inline int txaio_newmetatable(lua_State *L, const char *tname) {
 static inline void *txaio_newuserdatauv(lua_State *L, size_t size, int nuv) {
   void *p = lua_newuserdata(L, size);
   if (nuv > 0) {
-    lua_createtable(L, nuv, 0);
+    lua_createtable(L, nuv + 1, 0);
+    lua_pushinteger(L, nuv);   /* slot 0: the count, which 5.4 knows by itself (txaio_nuvalue) */
+    lua_rawseti(L, -2, 0);
     txaio_setuservalue(L, -2);
   }
   return p;
+}
+
+/* How many user values the userdata at i was created with (0 for other values). */
+static inline int txaio_nuvalue(lua_State *L, int i) {
+  int n;
+  txaio_getuservalue(L, i);
+  if (!lua_istable(L, -1)) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  lua_rawgeti(L, -1, 0);
+  n = (int)lua_tointeger(L, -1);
+  lua_pop(L, 2);
+  return n;
 }
 #define lua_newuserdatauv(L, s, n)  txaio_newuserdatauv(L, (s), (n))
 

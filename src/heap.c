@@ -9,7 +9,7 @@ static int before(const HeapNode *a, const HeapNode *b) {
 
 static void place(Heap *h, size_t i, HeapNode *node) {
   h->items[i] = node;
-  node->index = i;
+  node->index = (uint32_t)i;
 }
 
 static void sift_up(Heap *h, size_t i) {
@@ -45,6 +45,7 @@ int txaio__heap_reserve(Heap *h, HeapAlloc alloc, void *ud) {
   size_t ncap;
   void *p;
   if (h->count < h->capacity) return 1;
+  if (h->count >= UINT32_MAX) return 0;
   ncap = h->capacity ? h->capacity * 2 : 16;
   p = alloc(ud, h->items, h->capacity * sizeof *h->items, ncap * sizeof *h->items);
   if (!p) return 0;
@@ -59,9 +60,9 @@ void txaio__heap_free(Heap *h, HeapAlloc alloc, void *ud) {
 }
 
 void txaio__heap_push(Heap *h, HeapNode *node) {
-  h->items[h->count] = node;
-  node->index = h->count++;
-  sift_up(h, node->index);
+  place(h, h->count, node);
+  h->count++;
+  sift_up(h, h->count - 1);
 }
 
 void txaio__heap_remove(Heap *h, HeapNode *node) {

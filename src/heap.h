@@ -12,7 +12,8 @@
 typedef struct HeapNode {
   double due;
   uint64_t seq;
-  size_t index;   /* position in the heap array while queued */
+  uint32_t index;   /* position in the heap array while queued */
+  int tag;          /* the owner's: fills what would be padding (sched.c keeps a ref here) */
 } HeapNode;
 
 typedef struct Heap {
@@ -24,7 +25,8 @@ typedef struct Heap {
 typedef void *(*HeapAlloc)(void *ud, void *ptr, size_t osize, size_t nsize);
 
 void txaio__heap_init(Heap *h);
-/* makes room for one more node; returns 0 (heap unchanged) when the allocator fails */
+/* makes room for one more node; returns 0 (heap unchanged) when the allocator fails or the heap
+** already holds UINT32_MAX nodes */
 int txaio__heap_reserve(Heap *h, HeapAlloc alloc, void *ud);
 void txaio__heap_free(Heap *h, HeapAlloc alloc, void *ud);
 void txaio__heap_push(Heap *h, HeapNode *node);   /* needs a prior successful reserve */

@@ -7,6 +7,11 @@
 ** (seq < limit), so a callback re-arming itself with delay 0 runs on the next tick, never in a loop.
 ** A pending timer is rooted in the scheduler's ROOTS table (a luaL_ref) and nowhere else: once it
 ** fires or is cancelled, nothing of ours pins it or its callback.
+**
+** A timer points at its scheduler with a plain C pointer rather than a user value (16 bytes less
+** per pending timer, which is most of what a timer costs): a user's handle therefore does not keep
+** the scheduler alive, and a scheduler that is collected first marks its timers done (sched_gc).
+** Cancel finds the scheduler's Lua value again through a weak registry table (SCHEDULERS).
 */
 #include <math.h>
 #include <string.h>
@@ -14,14 +19,17 @@
 
 #include "sched.h"
 
+/* node.tag is the timer's ref in ROOTS while pending, LUA_NOREF otherwise */
 typedef struct Timer {
-  HeapNode node;   /* first member: heap nodes convert back to timers */
-  int ref;         /* in ROOTS while pending, LUA_NOREF otherwise */
-  int nargs;
+  HeapNode node;      /* first member: heap nodes convert back to timers */
+  Scheduler *sched;   /* NULL once the timer is done or its scheduler is gone */
 } Timer;
 
-/* Timer user values: its scheduler (needed by cancel), the callable, then the arguments. */
-enum TimerSlot { TS_SCHED = 1, TS_FN, TS_ARGS };
+/* Timer user values: the callable, then the arguments (as many as the timer has user values). */
+enum TimerSlot { TS_FN = 1, TS_ARGS };
+
+/* Registry key of the weak-valued table Scheduler* (light userdata) -> scheduler userdata */
+static const char SCHEDULERS = 0;
 
 static const char BINDING_NOLOOP[] =
   "txaio: no event loop selected; call txaio.use_luv() or txaio.use_host(adapter) first";
@@ -108,11 +116,9 @@ void txaio__sched_add(lua_State *L, int sidx, double due, int fnidx, int firstar
     if (!txaio__heap_reserve(&s->heap, alloc, ud)) luaL_error(L, "not enough memory");
   }
   t = (Timer *)lua_newuserdatauv(L, sizeof(Timer), TS_ARGS - 1 + nargs);
-  t->ref = LUA_NOREF;
-  t->nargs = nargs;
+  t->node.tag = LUA_NOREF;
+  t->sched = NULL;
   luaL_setmetatable(L, TXAIO_TIMER_MT);
-  lua_pushvalue(L, sidx);
-  lua_setiuservalue(L, -2, TS_SCHED);
   lua_pushvalue(L, fnidx);
   lua_setiuservalue(L, -2, TS_FN);
   for (i = 0; i < nargs; i++) {
@@ -121,8 +127,9 @@ void txaio__sched_add(lua_State *L, int sidx, double due, int fnidx, int firstar
   }
   lua_getiuservalue(L, sidx, SS_ROOTS);
   lua_pushvalue(L, -2);
-  t->ref = luaL_ref(L, -2);
+  t->node.tag = luaL_ref(L, -2);
   lua_pop(L, 1);
+  t->sched = s;
   t->node.due = due;
   t->node.seq = s->seq++;
   txaio__heap_push(&s->heap, &t->node);
@@ -147,11 +154,12 @@ void txaio__sched_add(lua_State *L, int sidx, double due, int fnidx, int firstar
 /* Drops everything a finished timer holds, so a handle kept by the user pins nothing. */
 static void timer_release(lua_State *L, int tidx, Timer *t, int sidx) {
   Scheduler *s = (Scheduler *)lua_touserdata(L, sidx);
-  int i;
+  int i, n;
   lua_getiuservalue(L, sidx, SS_ROOTS);
-  luaL_unref(L, -1, t->ref);
+  luaL_unref(L, -1, t->node.tag);
   lua_pop(L, 1);
-  t->ref = LUA_NOREF;
+  t->node.tag = LUA_NOREF;
+  t->sched = NULL;
   if (s->heap.count == 0 && s->heap.capacity > SHRINK_ABOVE) {
     void *ud;
     lua_Alloc alloc = lua_getallocf(L, &ud);
@@ -159,7 +167,7 @@ static void timer_release(lua_State *L, int tidx, Timer *t, int sidx) {
     lua_newtable(L);
     lua_setiuservalue(L, sidx, SS_ROOTS);
   }
-  for (i = TS_SCHED; i < TS_ARGS + t->nargs; i++) {
+  for (i = TS_FN, n = txaio_nuvalue(L, tidx); i <= n; i++) {
     lua_pushnil(L);
     lua_setiuservalue(L, tidx, i);
   }
@@ -167,13 +175,20 @@ static void timer_release(lua_State *L, int tidx, Timer *t, int sidx) {
 
 int txaio__timer_cancel(lua_State *L, int tidx) {
   Timer *t = (Timer *)lua_touserdata(L, tidx);
-  Scheduler *s;
+  Scheduler *s = t->sched;
   int sidx;
-  if (t->ref == LUA_NOREF) return 0;
+  if (s == NULL) return 0;
   tidx = lua_absindex(L, tidx);
-  lua_getiuservalue(L, tidx, TS_SCHED);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &SCHEDULERS);
+  lua_rawgetp(L, -1, s);
+  lua_remove(L, -2);
   sidx = lua_gettop(L);
-  s = (Scheduler *)lua_touserdata(L, sidx);
+  if (lua_touserdata(L, sidx) != s) {
+    /* the scheduler is being collected (weak entries go first): nothing will ever fire this */
+    lua_pop(L, 1);
+    t->sched = NULL;
+    return 0;
+  }
   txaio__heap_remove(&s->heap, &t->node);
   timer_release(L, tidx, t, sidx);
   if (!s->firing && s->heap.count == 0) {
@@ -187,10 +202,10 @@ int txaio__timer_cancel(lua_State *L, int tidx) {
 /* Runs one due timer (on the stack at tidx); its errors go to the reporter, never upwards. */
 static void timer_fire(lua_State *L, int tidx, int sidx, int msgh, double now) {
   Timer *t = (Timer *)lua_touserdata(L, tidx);
-  int i, fn;
+  int i, fn, nargs = txaio_nuvalue(L, tidx) - TS_FN;
   lua_getiuservalue(L, tidx, TS_FN);
   fn = lua_gettop(L);
-  for (i = 0; i < t->nargs; i++) lua_getiuservalue(L, tidx, TS_ARGS + i);
+  for (i = 0; i < nargs; i++) lua_getiuservalue(L, tidx, TS_ARGS + i);
   timer_release(L, tidx, t, sidx);
   if (lua_type(L, fn) == LUA_TUSERDATA) {
     Future *f = txaio__tofuture(L, fn);
@@ -209,7 +224,7 @@ static void timer_fire(lua_State *L, int tidx, int sidx, int msgh, double now) {
       return;
     }
   }
-  if (txaio__pcallback(L, t->nargs, msgh) != LUA_OK) txaio__report(L, "callback", -1);
+  if (txaio__pcallback(L, nargs, msgh) != LUA_OK) txaio__report(L, "callback", -1);
   lua_settop(L, fn - 1);
 }
 
@@ -238,7 +253,7 @@ double txaio__sched_tick(lua_State *L, int sidx) {
     Timer *t = (Timer *)top;
     txaio__heap_remove(&s->heap, top);
     lua_getiuservalue(L, sidx, SS_ROOTS);
-    lua_rawgeti(L, -1, t->ref);
+    lua_rawgeti(L, -1, t->node.tag);
     lua_remove(L, -2);
     timer_fire(L, lua_gettop(L), sidx, msgh, now);
     lua_pop(L, 1);
@@ -337,6 +352,10 @@ Scheduler *txaio__newscheduler(lua_State *L) {
   luaL_setmetatable(L, TXAIO_SCHEDULER_MT);
   lua_newtable(L);
   lua_setiuservalue(L, -2, SS_ROOTS);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &SCHEDULERS);
+  lua_pushvalue(L, -2);
+  lua_rawsetp(L, -2, s);
+  lua_pop(L, 1);
   return s;
 }
 
@@ -386,7 +405,15 @@ static int sched_gc(lua_State *L) {
   Scheduler *s = (Scheduler *)luaL_testudata(L, 1, TXAIO_SCHEDULER_MT);
   void *ud;
   lua_Alloc alloc = lua_getallocf(L, &ud);
+  size_t i;
   if (!s) return 0;   /* a table that borrowed the metatable */
+  /* handles users still hold must not reach this memory again; the timers are alive until the
+     scheduler's own user values (ROOTS) go, after this finalizer */
+  for (i = 0; i < s->heap.count; i++) {
+    Timer *t = (Timer *)s->heap.items[i];
+    t->sched = NULL;
+    t->node.tag = LUA_NOREF;
+  }
   txaio__heap_free(&s->heap, alloc, ud);
   if (s->c_free) {
     s->c_free(s->c_ud);
@@ -403,14 +430,14 @@ static int timer_m_cancel(lua_State *L) {
 
 static int timer_m_active(lua_State *L) {
   Timer *t = (Timer *)luaL_checkudata(L, 1, TXAIO_TIMER_MT);
-  lua_pushboolean(L, t->ref != LUA_NOREF);
+  lua_pushboolean(L, t->sched != NULL);
   return 1;
 }
 
 static int timer_tostring(lua_State *L) {
   Timer *t = (Timer *)luaL_checkudata(L, 1, TXAIO_TIMER_MT);
   lua_pushfstring(L, "txaio.Timer: %p (%s)", lua_topointer(L, 1),
-                  t->ref != LUA_NOREF ? "pending" : "done");
+                  t->sched != NULL ? "pending" : "done");
   return 1;
 }
 
@@ -430,6 +457,15 @@ static const luaL_Reg timer_methods[] = {
 };
 
 void txaio__opensched(lua_State *L) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &SCHEDULERS) != LUA_TTABLE) {
+    lua_newtable(L);
+    lua_pushliteral(L, "v");
+    lua_setfield(L, -2, "__mode");
+    lua_pushvalue(L, -1);
+    lua_setmetatable(L, -2);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &SCHEDULERS);
+  }
+  lua_pop(L, 1);
   luaL_newmetatable(L, TXAIO_SCHEDULER_MT);
   lua_pushcfunction(L, sched_gc);
   lua_setfield(L, -2, "__gc");
