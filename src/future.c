@@ -109,28 +109,24 @@ void txaio__settle(lua_State *L, int fidx, FutureState state, int vidx) {
   f->ncallbacks = 0;
   if (state == FUT_FAILED) watch_unobserved(L, fidx, f);
   lua_pushvalue(L, vidx);
-  lua_setiuservalue(L, fidx, FS_VALUE);
-  lua_pushnil(L);
-  lua_setiuservalue(L, fidx, FS_CANCELLER);
+  lua_setiuservalue(L, fidx, FS_VALUE);   /* drops the canceller, which shared the slot */
   if (n == 0) return;
   lua_getiuservalue(L, fidx, FS_CALLBACK);
-  lua_getiuservalue(L, fidx, FS_ERRBACK);
-  dispatch_pair(L, state, vidx);
-  lua_pushnil(L);
-  lua_setiuservalue(L, fidx, FS_CALLBACK);
-  lua_pushnil(L);
-  lua_setiuservalue(L, fidx, FS_ERRBACK);
-  if (n > 1) {
-    lua_getiuservalue(L, fidx, FS_MORE);
-    for (i = 1; i < n; i++) {
+  if (n == 1) {
+    lua_getiuservalue(L, fidx, FS_ERRBACK);
+    dispatch_pair(L, state, vidx);
+    lua_pushnil(L);
+    lua_setiuservalue(L, fidx, FS_ERRBACK);
+  } else {
+    for (i = 1; i <= n; i++) {
       lua_rawgeti(L, -1, 2 * i - 1);
       lua_rawgeti(L, -2, 2 * i);
       dispatch_pair(L, state, vidx);
     }
     lua_pop(L, 1);
-    lua_pushnil(L);
-    lua_setiuservalue(L, fidx, FS_MORE);
   }
+  lua_pushnil(L);
+  lua_setiuservalue(L, fidx, FS_CALLBACK);
 }
 
 /* Attaches the pair at cbidx/ebidx (either may be nil) to the future at fidx. */
@@ -151,16 +147,23 @@ void txaio__addcallbacks(lua_State *L, int fidx, int cbidx, int ebidx) {
     lua_pushvalue(L, ebidx);
     lua_setiuservalue(L, fidx, FS_ERRBACK);
   } else {
-    if (lua_getiuservalue(L, fidx, FS_MORE) == LUA_TNIL) {
-      lua_pop(L, 1);
+    if (f->ncallbacks == 1) {   /* a second pair: both move into a list held in FS_CALLBACK */
       lua_createtable(L, 4, 0);
+      lua_getiuservalue(L, fidx, FS_CALLBACK);
+      lua_rawseti(L, -2, 1);
+      lua_getiuservalue(L, fidx, FS_ERRBACK);
+      lua_rawseti(L, -2, 2);
+      lua_pushnil(L);
+      lua_setiuservalue(L, fidx, FS_ERRBACK);
       lua_pushvalue(L, -1);
-      lua_setiuservalue(L, fidx, FS_MORE);
+      lua_setiuservalue(L, fidx, FS_CALLBACK);
+    } else {
+      lua_getiuservalue(L, fidx, FS_CALLBACK);
     }
     lua_pushvalue(L, cbidx);
-    lua_rawseti(L, -2, 2 * f->ncallbacks - 1);
+    lua_rawseti(L, -2, 2 * f->ncallbacks + 1);
     lua_pushvalue(L, ebidx);
-    lua_rawseti(L, -2, 2 * f->ncallbacks);
+    lua_rawseti(L, -2, 2 * f->ncallbacks + 2);
     lua_pop(L, 1);
   }
   f->ncallbacks++;
@@ -175,7 +178,7 @@ static int fut_create(lua_State *L) {
   if (!lua_isnil(L, 1) && !lua_isnil(L, 2))
     return luaL_error(L, "create_future: result and error are exclusive");
   f = txaio__upnewfuture(L);
-  if (!lua_isnil(L, 3)) {
+  if (!lua_isnil(L, 3) && lua_isnil(L, 1) && lua_isnil(L, 2)) {   /* only a pending one needs it */
     lua_pushvalue(L, 3);
     lua_setiuservalue(L, 4, FS_CANCELLER);
   }

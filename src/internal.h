@@ -25,12 +25,13 @@ typedef enum FutureState {
 ** collector sees them; the struct holds only flags and counts.
 */
 enum FutureSlot {
-  FS_VALUE = 1,      /* result, or the Failure when failed */
-  FS_CANCELLER,      /* callable or nil */
-  FS_CALLBACK,       /* first callback pair, inline: most futures have exactly one */
-  FS_ERRBACK,
-  FS_MORE,           /* table {cb2, eb2, cb3, eb3, ...} for the rest */
-  FS_NSLOTS = FS_MORE
+  FS_VALUE = 1,             /* settled: the result, or the Failure */
+  /* pending: the canceller (callable or nil). A future needs its canceller only until it settles
+     and its value only afterwards, so the two share a slot: every user value costs 16 bytes. */
+  FS_CANCELLER = FS_VALUE,
+  FS_CALLBACK,              /* pending, one pair: its callback; more pairs: {cb1, eb1, cb2, ...} */
+  FS_ERRBACK,               /* pending, one pair: its errback (most futures have exactly one) */
+  FS_NSLOTS = FS_ERRBACK
 };
 
 typedef struct Future {
