@@ -45,6 +45,10 @@ static inline void txaio_rawsetp(lua_State *L, int t, const void *p) {
 }
 #define lua_rawsetp(L, t, p)  txaio_rawsetp(L, (t), (p))
 
+#ifndef luaL_newlibtable   /* LuaJIT has it; plain 5.1 does not */
+#define luaL_newlibtable(L, l)  lua_createtable(L, 0, (int)(sizeof(l) / sizeof((l)[0]) - 1))
+#endif
+
 static inline void txaio_setfuncs(lua_State *L, const luaL_Reg *l, int nup) {
   luaL_checkstack(L, nup, "too many upvalues");
   for (; l->name != NULL; l++) {

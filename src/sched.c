@@ -173,15 +173,20 @@ static void timer_release(lua_State *L, int tidx, Timer *t, int sidx) {
   }
 }
 
-int txaio__timer_cancel(lua_State *L, int tidx) {
+/* mapidx: where the SCHEDULERS table is (an upvalue of the hot callers), or 0 to look it up */
+static int timer_cancel(lua_State *L, int tidx, int mapidx) {
   Timer *t = (Timer *)lua_touserdata(L, tidx);
   Scheduler *s = t->sched;
   int sidx;
   if (s == NULL) return 0;
   tidx = lua_absindex(L, tidx);
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &SCHEDULERS);
-  lua_rawgetp(L, -1, s);
-  lua_remove(L, -2);
+  if (mapidx) {
+    lua_rawgetp(L, mapidx, s);
+  } else {
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &SCHEDULERS);
+    lua_rawgetp(L, -1, s);
+    lua_remove(L, -2);
+  }
   sidx = lua_gettop(L);
   if (lua_touserdata(L, sidx) != s) {
     /* the scheduler is being collected (weak entries go first): nothing will ever fire this */
@@ -197,6 +202,10 @@ int txaio__timer_cancel(lua_State *L, int tidx) {
   }
   lua_pop(L, 1);
   return 1;
+}
+
+int txaio__timer_cancel(lua_State *L, int tidx) {
+  return timer_cancel(L, tidx, 0);
 }
 
 /* Runs one due timer (on the stack at tidx); its errors go to the reporter, never upwards. */
@@ -297,8 +306,9 @@ static int api_call_later(lua_State *L) {
   return schedule_call(L, 0, 1);
 }
 
+/* sleep()'s canceller: upvalues are the timer and the SCHEDULERS table */
 static int timer_cancel_upvalue(lua_State *L) {
-  txaio__timer_cancel(L, lua_upvalueindex(1));
+  timer_cancel(L, lua_upvalueindex(1), lua_upvalueindex(2));
   return 0;
 }
 
@@ -308,7 +318,8 @@ static int api_sleep(lua_State *L) {
   txaio__newfuture(L);
   fidx = lua_gettop(L);
   txaio__sched_add(L, sidx, txaio__sched_now(L, sidx) + delay, fidx, 0, 0);
-  lua_pushcclosure(L, timer_cancel_upvalue, 1);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &SCHEDULERS);
+  lua_pushcclosure(L, timer_cancel_upvalue, 2);
   lua_setiuservalue(L, fidx, FS_CANCELLER);
   lua_settop(L, fidx);
   return 1;
@@ -424,7 +435,7 @@ static int sched_gc(lua_State *L) {
 
 static int timer_m_cancel(lua_State *L) {
   luaL_checkudata(L, 1, TXAIO_TIMER_MT);
-  lua_pushboolean(L, txaio__timer_cancel(L, 1));
+  lua_pushboolean(L, timer_cancel(L, 1, lua_upvalueindex(1)));
   return 1;
 }
 
@@ -475,7 +486,9 @@ void txaio__opensched(lua_State *L) {
   luaL_newmetatable(L, TXAIO_TIMER_MT);
   lua_pushcfunction(L, timer_tostring);
   lua_setfield(L, -2, "__tostring");
-  luaL_newlib(L, timer_methods);
+  luaL_newlibtable(L, timer_methods);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &SCHEDULERS);   /* upvalue of cancel (the others ignore it) */
+  luaL_setfuncs(L, timer_methods, 1);
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
   lua_pushcfunction(L, sched_new);
