@@ -5,7 +5,8 @@
 **
 ** Firing is two-phase in effect: a tick runs only timers that were scheduled before it started
 ** (seq < limit), so a callback re-arming itself with delay 0 runs on the next tick, never in a loop.
-** A pending timer is rooted in the scheduler's ROOTS table (a luaL_ref) and nowhere else: once it
+** A pending timer is rooted in the scheduler's ROOTS table (a ref, see roots_add) and nowhere else:
+** once it
 ** fires or is cancelled, nothing of ours pins it or its callback.
 **
 ** A timer points at its scheduler with a plain C pointer rather than a user value (16 bytes less
@@ -105,6 +106,27 @@ static int call_wake(lua_State *L, int sidx, Scheduler *s, double delay) {
 
 static void timer_release(lua_State *L, int tidx, Timer *t, int sidx);
 
+/* [-1, +0] stores the value on top in ROOTS (at rootsidx); returns its slot. luaL_ref would do,
+   at several times the cost: it keeps its free list's head in the table and measures its length. */
+static int roots_add(lua_State *L, Scheduler *s, int rootsidx) {
+  int ref = s->roots_free;
+  if (ref) {
+    lua_rawgeti(L, rootsidx, ref);
+    s->roots_free = (int)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+  } else {
+    ref = ++s->roots_top;
+  }
+  lua_rawseti(L, rootsidx, ref);
+  return ref;
+}
+
+static void roots_remove(lua_State *L, Scheduler *s, int rootsidx, int ref) {
+  lua_pushinteger(L, s->roots_free);
+  lua_rawseti(L, rootsidx, ref);
+  s->roots_free = ref;
+}
+
 void txaio__sched_add(lua_State *L, int sidx, double due, int fnidx, int firstarg, int nargs) {
   Scheduler *s = (Scheduler *)lua_touserdata(L, sidx);
   Timer *t;
@@ -118,7 +140,8 @@ void txaio__sched_add(lua_State *L, int sidx, double due, int fnidx, int firstar
   t = (Timer *)lua_newuserdatauv(L, sizeof(Timer), TS_ARGS - 1 + nargs);
   t->node.tag = LUA_NOREF;
   t->sched = NULL;
-  luaL_setmetatable(L, TXAIO_TIMER_MT);
+  lua_getiuservalue(L, sidx, SS_TIMER_MT);
+  lua_setmetatable(L, -2);
   lua_pushvalue(L, fnidx);
   lua_setiuservalue(L, -2, TS_FN);
   for (i = 0; i < nargs; i++) {
@@ -127,7 +150,7 @@ void txaio__sched_add(lua_State *L, int sidx, double due, int fnidx, int firstar
   }
   lua_getiuservalue(L, sidx, SS_ROOTS);
   lua_pushvalue(L, -2);
-  t->node.tag = luaL_ref(L, -2);
+  t->node.tag = roots_add(L, s, lua_gettop(L) - 1);
   lua_pop(L, 1);
   t->sched = s;
   t->node.due = due;
@@ -156,7 +179,7 @@ static void timer_release(lua_State *L, int tidx, Timer *t, int sidx) {
   Scheduler *s = (Scheduler *)lua_touserdata(L, sidx);
   int i, n;
   lua_getiuservalue(L, sidx, SS_ROOTS);
-  luaL_unref(L, -1, t->node.tag);
+  roots_remove(L, s, lua_gettop(L), t->node.tag);
   lua_pop(L, 1);
   t->node.tag = LUA_NOREF;
   t->sched = NULL;
@@ -166,6 +189,7 @@ static void timer_release(lua_State *L, int tidx, Timer *t, int sidx) {
     txaio__heap_free(&s->heap, alloc, ud);
     lua_newtable(L);
     lua_setiuservalue(L, sidx, SS_ROOTS);
+    s->roots_top = s->roots_free = 0;
   }
   for (i = TS_FN, n = txaio_nuvalue(L, tidx); i <= n; i++) {
     lua_pushnil(L);
@@ -363,6 +387,8 @@ Scheduler *txaio__newscheduler(lua_State *L) {
   luaL_setmetatable(L, TXAIO_SCHEDULER_MT);
   lua_newtable(L);
   lua_setiuservalue(L, -2, SS_ROOTS);
+  luaL_getmetatable(L, TXAIO_TIMER_MT);
+  lua_setiuservalue(L, -2, SS_TIMER_MT);
   lua_rawgetp(L, LUA_REGISTRYINDEX, &SCHEDULERS);
   lua_pushvalue(L, -2);
   lua_rawsetp(L, -2, s);

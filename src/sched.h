@@ -10,8 +10,9 @@
 #define TXAIO_SCHEDULER_MT "txaio.Scheduler"
 #define TXAIO_TIMER_MT     "txaio.Timer"
 
-/* Scheduler user values: the clock and wake-up are all a backend supplies. */
-enum SchedSlot { SS_NOW = 1, SS_WAKE, SS_ROOTS, SS_NSLOTS = SS_ROOTS };
+/* Scheduler user values: the clock and wake-up (all a backend supplies), the ROOTS table that
+** keeps pending timers alive, and the Timer metatable (cheaper to reach here than by name). */
+enum SchedSlot { SS_NOW = 1, SS_WAKE, SS_ROOTS, SS_TIMER_MT, SS_NSLOTS = SS_TIMER_MT };
 
 typedef struct Scheduler {
   Heap heap;
@@ -19,6 +20,9 @@ typedef struct Scheduler {
   double last_now;   /* the clock never appears to go backwards */
   double armed;      /* deadline the backend was last asked to wake us for; HUGE_VAL if none */
   int firing;
+  /* ROOTS slots: the highest in use so far, and the first free one (0: none); each free slot holds
+     the number of the next, as luaL_ref's list does, but with the head here instead of in t[0] */
+  int roots_top, roots_free;
   /* clock and wake-up supplied from C by an embedder (txaio.h); NULL when Lua supplies them */
   double (*c_now)(void *ud);
   void (*c_wake)(void *ud, double delay);
