@@ -294,14 +294,14 @@ static int fut_cancel(lua_State *L) {
 }
 
 static int fut_add_callbacks(lua_State *L) {
-  txaio__upcheckfuture(L, 1);
+  Future *f = txaio__upcheckfuture(L, 1);
   lua_settop(L, 3);
   txaio__checkcallable(L, 2, 1);
   txaio__checkcallable(L, 3, 1);
   if (lua_isnil(L, 2) && lua_isnil(L, 3))
     return luaL_error(L, "add_callbacks: callback and errback cannot both be nil");
   txaio__addcallbacks(L, 1, 2, 3);
-  txaio__drain(L);
+  if (f->state != FUT_PENDING) txaio__drain(L);   /* a pending future only stored the pair */
   lua_settop(L, 1);
   return 1;
 }

@@ -80,6 +80,8 @@ void txaio__flush_unhandled(lua_State *L) {
   lua_pop(L, 2);
 }
 
+static int pcallback(lua_State *L, RunQueue *rq, int nargs, int msgh);
+
 void txaio__drain(lua_State *L) {
   RunQueue *rq = getrq(L);
   int top, queue;
@@ -102,7 +104,7 @@ void txaio__drain(lua_State *L) {
     lua_rawseti(L, queue, at);
     lua_pushnil(L);
     lua_rawseti(L, queue, at + 1);
-    if (txaio__pcallback(L, 1, top) != LUA_OK) {
+    if (pcallback(L, rq, 1, top) != LUA_OK) {
       txaio__report(L, "callback", -1);
       lua_settop(L, top);
     }
@@ -115,9 +117,14 @@ void txaio__drain(lua_State *L) {
 
 int txaio__pcallback(lua_State *L, int nargs, int msgh) {
   RunQueue *rq = getrq(L);
+  lua_pop(L, 1);
+  return pcallback(L, rq, nargs, msgh);
+}
+
+/* The same, for drain, which has the run queue at hand already. */
+static int pcallback(lua_State *L, RunQueue *rq, int nargs, int msgh) {
   lua_State *outer = rq->cbthread;
   int status;
-  lua_pop(L, 1);
   rq->incallback++;
   rq->cbthread = L;
   status = lua_pcall(L, nargs, 0, msgh);
