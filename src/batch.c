@@ -124,6 +124,10 @@ static int bt_call_later(lua_State *L) {
   lua_getiuservalue(L, 1, BT_SCHED);
   sidx = lua_gettop(L);
   due = txaio__sched_now(L, sidx) + delay;
+  /* bucket numbers count milliseconds in a lua_Integer: past 2^53 ms from the clock's zero the
+     conversion and k * bucket_ms would overflow (and the millisecond is lost anyway) */
+  luaL_argcheck(L, fabs(due) * 1000.0 < 9007199254740992.0, 2,
+                "deadline out of range (2^53 milliseconds or more from the clock's zero)");
   k = (lua_Integer)ceil(due * 1000.0 / (double)bt->bucket_ms);
   fire_at = (double)(k * bt->bucket_ms) / 1000.0;
   if (fire_at < due) fire_at = (double)(++k * bt->bucket_ms) / 1000.0;

@@ -67,9 +67,11 @@ double txaio__sched_now(lua_State *L, int sidx) {
     t = lua_tonumber(L, -1);
     lua_pop(L, 1);
   }
-  /* NaN would compare false everywhere and make every timer due: refuse it outright */
-  if (txaio_unlikely(isnan(t)))
-    luaL_error(L, "txaio: the loop clock now() returned NaN, expected a number of seconds");
+  /* NaN would compare false everywhere and make every timer due; an infinite clock makes every
+     deadline infinite, so the host is never woken again (or asked to wait inf - inf): refuse both */
+  if (txaio_unlikely(!isfinite(t)))
+    luaL_error(L, "txaio: the loop clock now() returned %s, expected a number of seconds",
+               isnan(t) ? "NaN" : t > 0 ? "inf" : "-inf");
   if (txaio_unlikely(t < s->last_now)) t = s->last_now;   /* a host clock that went backwards */
   s->last_now = t;
   return t;
