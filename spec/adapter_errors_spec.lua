@@ -2,11 +2,7 @@
 -- consistent: a call_later that raises leaves no timer behind.
 local txaio = require "txaio"
 
-local function error_of(fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok, "expected an error")
-  return tostring(err)
-end
+local error_message_of = require("helpers").error_message_of
 
 describe("a host adapter whose wake() raises", function()
   local calls, fail_on
@@ -21,7 +17,7 @@ describe("a host adapter whose wake() raises", function()
   it("makes call_later raise an error naming wake() and schedules nothing", function()
     fail_on[1] = true
     local fired = false
-    local err = error_of(txaio.call_later, 1, function() fired = true end)
+    local err = error_message_of(txaio.call_later, 1, function() fired = true end)
     assert.truthy(err:find("wake()", 1, true), err)
     assert.truthy(err:find("wake broke", 1, true), err)
     assert.are.equal(0, txaio.config.loop:pending())
@@ -41,7 +37,7 @@ describe("a host adapter whose wake() raises", function()
 
   it("makes sleep raise and leaves no timer behind", function()
     fail_on[1] = true
-    local err = error_of(txaio.sleep, 1)
+    local err = error_message_of(txaio.sleep, 1)
     assert.truthy(err:find("wake()", 1, true), err)
     assert.are.equal(0, txaio.config.loop:pending())
   end)
@@ -51,7 +47,7 @@ describe("a host adapter whose wake() raises", function()
     txaio.call_later(0, function() ran = true end)
     txaio.call_later(5, print)
     fail_on[calls + 1] = true   -- the re-arm after the tick
-    local err = error_of(txaio.tick)
+    local err = error_message_of(txaio.tick)
     assert.truthy(err:find("wake()", 1, true), err)
     assert.is_true(ran)
     assert.are.equal(1, txaio.config.loop:pending())
@@ -66,7 +62,7 @@ describe("a host adapter whose now() raises", function()
     local broken = false
     txaio.use_host{ now = function() if broken then error("clock broke") end return 0 end }
     broken = true
-    local err = error_of(txaio.call_later, 1, print)
+    local err = error_message_of(txaio.call_later, 1, print)
     assert.truthy(err:find("now()", 1, true), err)
     assert.truthy(err:find("clock broke", 1, true), err)
     broken = false
@@ -78,7 +74,7 @@ describe("a host adapter whose now() raises", function()
     txaio.use_host{ now = function() if broken then error("clock broke") end return 0 end }
     txaio.call_later(0, function() ran = true end)
     broken = true
-    local err = error_of(txaio.tick)
+    local err = error_message_of(txaio.tick)
     assert.truthy(err:find("now()", 1, true), err)
     assert.is_false(ran)
     broken = false
@@ -88,7 +84,7 @@ describe("a host adapter whose now() raises", function()
 
   it("reports a non-number clock value as such", function()
     txaio.use_host{ now = function() return "noon" end }
-    local err = error_of(txaio.call_later, 1, print)
+    local err = error_message_of(txaio.call_later, 1, print)
     assert.truthy(err:find("now() returned string", 1, true), err)
   end)
 end)

@@ -5,27 +5,60 @@
 -- the server's event loop. Time is a plain variable `t` that the test moves; nothing sleeps.
 local txaio = require "txaio"
 
--- Debian's lua-luv 1.44 crashes (SIGSEGV in uv_timer_init) when its module is garbage-collected and
--- then required again in the same Lua state, which busted's per-file insulation brings about. Keep
--- the module alive for the rest of the run.
-local has_luv, uv = pcall(require, "luv")
-if has_luv then debug.getregistry()["txaio spec: pinned luv module"] = uv end
+local helpers = require "helpers"
+local error_of, assert_contains = helpers.error_of, helpers.assert_contains
+
+local has_luv, uv = helpers.pinned_luv()
 
 local DT = 1 / 60
 local EPS = 1e-9
 
--- Runs `fn` under pcall and returns the error message, asserting that it did fail.
-local function error_of(fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok, "expected an error")
-  assert.is_string(err)
-  return err
+-- Keeps the record of a run of random timers that timer_problems checks. Returns the timers in
+-- scheduling order ({ due =, seq =, fired_at =, fire_count = }), the timers in firing order, and
+-- schedule(delay, on_fire), which schedules one with txaio.call_later, its deadline and firing
+-- time read from `now`, and calls on_fire (when given) after recording each firing.
+local function random_timers(now)
+  local timers, fired = {}, {}
+  local function schedule(delay, on_fire)
+    local timer = { due = now() + delay, seq = #timers + 1 }
+    timers[#timers + 1] = timer
+    txaio.call_later(delay, function()
+      timer.fired_at = now()
+      timer.fire_count = (timer.fire_count or 0) + 1
+      fired[#fired + 1] = timer
+      if on_fire then on_fire() end
+    end)
+  end
+  return timers, fired, schedule
 end
 
--- Asserts that `haystack` contains `needle` as plain text.
-local function assert_contains(haystack, needle)
-  assert.is_truthy(haystack:find(needle, 1, true),
-    ("expected %q to contain %q"):format(haystack, needle))
+-- Checks a run of random timers, each { due =, seq =, fired_at =, fire_count = }: every timer
+-- fired exactly once, never before its deadline, no more than one frame late when `frame` (the
+-- allowed lateness in seconds) is given, and `order` (the timers in firing order) is sorted by
+-- deadline, ties in scheduling order. Appends a line to `problems` for each breach, with times
+-- formatted by `time_format`, and returns `problems`; the caller asserts once (luassert per
+-- timer is slow under GC stress).
+local function timer_problems(problems, timers, order, time_format, frame)
+  local function at(x) return time_format:format(x) end
+  for _, timer in ipairs(timers) do
+    if timer.fire_count ~= 1 then
+      problems[#problems + 1] = ("timer #%d fired %s times"):format(timer.seq, tostring(timer.fire_count))
+    elseif timer.fired_at < timer.due then
+      problems[#problems + 1] = ("timer #%d fired early at %s, due at %s")
+        :format(timer.seq, at(timer.fired_at), at(timer.due))
+    elseif frame and timer.fired_at - timer.due > frame then
+      problems[#problems + 1] = ("timer #%d fired at %s, more than one frame after %s")
+        :format(timer.seq, at(timer.fired_at), at(timer.due))
+    end
+  end
+  for i = 2, #order do
+    local a, b = order[i - 1], order[i]
+    if not (a.due < b.due or (a.due == b.due and a.seq < b.seq)) then
+      problems[#problems + 1] = ("timer #%d (due %s) fired before timer #%d (due %s)")
+        :format(a.seq, at(a.due), b.seq, at(b.due))
+    end
+  end
+  return problems
 end
 
 describe("txaio.use_host with a frame loop that calls txaio.tick()", function()
@@ -58,19 +91,7 @@ describe("txaio.use_host with a frame loop that calls txaio.tick()", function()
 
   it("fires timers with random delays over 600 frames in deadline order, never early, at most one frame late",
     function()
-      local timers = {}     -- {due =, seq =, fired_at =}
-      local fired = {}      -- timers in firing order
-      local seq = 0
-      local function schedule(delay)
-        seq = seq + 1
-        local timer = { due = t + delay, seq = seq }
-        timers[#timers + 1] = timer
-        txaio.call_later(delay, function()
-          timer.fired_at = t
-          timer.fire_count = (timer.fire_count or 0) + 1
-          fired[#fired + 1] = timer
-        end)
-      end
+      local timers, fired, schedule = random_timers(function() return t end)
       -- the earliest deadline among timers that have not fired, or nil
       local function next_due()
         local best
@@ -102,24 +123,7 @@ describe("txaio.use_host with a frame loop that calls txaio.tick()", function()
       end
 
       assert.are.equal(#timers, #fired, "not every timer fired exactly once within 600 frames")
-      for _, timer in ipairs(timers) do
-        if timer.fire_count ~= 1 then
-          problems[#problems + 1] = ("timer #%d fired %s times"):format(timer.seq, tostring(timer.fire_count))
-        elseif timer.fired_at < timer.due then
-          problems[#problems + 1] = ("timer #%d fired early at %.6f, due at %.6f")
-            :format(timer.seq, timer.fired_at, timer.due)
-        elseif timer.fired_at - timer.due > DT + EPS then
-          problems[#problems + 1] = ("timer #%d fired at %.6f, more than one frame after %.6f")
-            :format(timer.seq, timer.fired_at, timer.due)
-        end
-      end
-      for i = 2, #fired do
-        local a, b = fired[i - 1], fired[i]
-        if not (a.due < b.due or (a.due == b.due and a.seq < b.seq)) then
-          problems[#problems + 1] = ("timer #%d (due %.6f) fired before timer #%d (due %.6f)")
-            :format(a.seq, a.due, b.seq, b.due)
-        end
-      end
+      timer_problems(problems, timers, fired, "%.6f", DT + EPS)
       assert.are.same({}, problems)
     end)
 
@@ -260,39 +264,17 @@ describe("txaio.use_host with wake(delay, run), like OpenResty", function()
 
   it("serves many random timers, including ones scheduled from callbacks, in order and never early",
     function()
-      local timers, order, seq = {}, {}, 0
+      local timers, order, schedule_one = random_timers(function() return t end)
       local schedule
       function schedule(delay, depth)
-        seq = seq + 1
-        local timer = { due = t + delay, seq = seq }
-        timers[#timers + 1] = timer
-        txaio.call_later(delay, function()
-          timer.fired_at = t
-          timer.fire_count = (timer.fire_count or 0) + 1
-          order[#order + 1] = timer
+        schedule_one(delay, function()
           if depth > 0 then schedule(math.random() * 2, depth - 1) end
         end)
       end
       for _ = 1, 300 do schedule(math.random() * 10, math.random(0, 2)) end
       serve()
       assert.are.equal(#timers, #order, "not every timer fired exactly once")
-      local problems = {}
-      for _, timer in ipairs(timers) do
-        if timer.fire_count ~= 1 then
-          problems[#problems + 1] = ("timer #%d fired %s times"):format(timer.seq, tostring(timer.fire_count))
-        elseif timer.fired_at < timer.due then
-          problems[#problems + 1] = ("timer #%d fired early at %.9f, due at %.9f")
-            :format(timer.seq, timer.fired_at, timer.due)
-        end
-      end
-      for i = 2, #order do
-        local a, b = order[i - 1], order[i]
-        if not (a.due < b.due or (a.due == b.due and a.seq < b.seq)) then
-          problems[#problems + 1] = ("timer #%d (due %.9f) fired before timer #%d (due %.9f)")
-            :format(a.seq, a.due, b.seq, b.due)
-        end
-      end
-      assert.are.same({}, problems)
+      assert.are.same({}, timer_problems({}, timers, order, "%.9f"))
     end)
 
   it("treats an early run() as harmless: nothing fires and the wake-up is asked for again", function()

@@ -4,14 +4,12 @@
 -- under 100 ms and a guard timer (unref'ed, so it never keeps the loop alive by itself) stops the
 -- loop after 2 s and makes the test fail. Nothing here raises inside a luv callback: luv's own
 -- handler would end the process, so callbacks only record, and the assertions come afterwards.
-local uv = require "luv"
 local txaio = require "txaio"
-local report = require "txaio.report"
+local helpers = require "helpers"
 
--- Debian's lua-luv 1.44 crashes (SIGSEGV in uv_timer_init) when its module is garbage-collected and
--- then required again in the same Lua state, which busted's per-file insulation brings about. Keep
--- the module alive for the rest of the run.
-debug.getregistry()["txaio spec: pinned luv module"] = uv
+-- This spec needs luv: a missing luv is an error here, not a reason to skip.
+local has_luv, uv = helpers.pinned_luv()
+if not has_luv then error(uv, 0) end
 
 local GUARD_MS = 2000
 
@@ -205,10 +203,7 @@ describe("txaio.use_luv", function()
   end)
 
   it("reports an error raised in a timer callback instead of letting it reach luv", function()
-    local seen = {}
-    local previous = report.set_handler(function(message, failure)
-      seen[#seen + 1] = { message = message, failure = failure }
-    end)
+    local seen, restore_handler = helpers.record_reports()
     local after = {}
     local ok, err = pcall(function()
       txaio.call_later(0.001, function() error("boom in a luv timer") end)
@@ -216,7 +211,7 @@ describe("txaio.use_luv", function()
       txaio.call_later(0.010, function() after[#after + 1] = 2 end)
       run_to_completion()
     end)
-    report.set_handler(previous)
+    restore_handler()
     assert(ok, err)
     assert.are.equal(1, #seen, "the handler was not called exactly once")
     local message = seen[1].message

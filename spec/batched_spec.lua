@@ -2,31 +2,16 @@
 -- R21). A call never fires before its deadline, at most one bucket after it, and each non-empty
 -- bucket costs one scheduler entry.
 local txaio = require "txaio"
-local report = require "txaio.report"
-local testutil = require "txaio.testutil"
 local compat = require "compat"
 local pack = compat.pack
+local helpers = require "helpers"
+local error_message_of, assert_contains = helpers.error_message_of, helpers.assert_contains
 
 local clock
 
 before_each(function()
-  clock = testutil.Clock()
-  txaio.config.loop = clock
+  clock = helpers.use_clock()
 end)
-
--- Runs `fn` under pcall and returns the error message, asserting that it did fail.
-local function error_of(fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok)
-  return tostring(err)
-end
-
--- Asserts that `haystack` (a string) contains `needle` as plain text.
-local function assert_contains(haystack, needle)
-  assert.is_string(haystack)
-  assert.truthy(haystack:find(needle, 1, true),
-    ("expected %q to contain %q"):format(haystack, needle))
-end
 
 local function noop() end
 
@@ -235,10 +220,7 @@ describe("txaio.make_batched_timer", function()
 
   it("keeps running a bucket's other calls when one raises, and reports the error", function()
     local bt = txaio.make_batched_timer(1)
-    local reports = {}
-    local previous = report.set_handler(function(message, failure)
-      reports[#reports + 1] = { message = message, failure = failure }
-    end)
+    local reports, restore_handler = helpers.record_reports()
     local runs = 0
     local ok, err = pcall(function()
       bt:call_later(0.2, function() runs = runs + 1 end)
@@ -246,7 +228,7 @@ describe("txaio.make_batched_timer", function()
       bt:call_later(0.4, function() runs = runs + 1 end)
       clock:advance(2)
     end)
-    report.set_handler(previous)
+    restore_handler()
     assert.is_true(ok, err)
     assert.are.equal(2, runs)
     assert.are.equal(1, #reports)
@@ -264,7 +246,7 @@ describe("txaio.make_batched_timer", function()
   }
   for _, row in ipairs(bad_buckets) do
     it("rejects " .. row[1] .. " as seconds_per_bucket with bad argument #1", function()
-      assert_contains(error_of(txaio.make_batched_timer, row[2]), "bad argument #1")
+      assert_contains(error_message_of(txaio.make_batched_timer, row[2]), "bad argument #1")
     end)
   end
 
@@ -280,20 +262,20 @@ describe("txaio.make_batched_timer", function()
         pending("make_batched_timer takes a fraction on " .. compat.lua .. ": luaL_checkinteger "
           .. "truncates floats before 5.3 (core bug, reported)")
       end
-      assert_contains(error_of(txaio.make_batched_timer, 1, row[2]), "bad argument #2")
+      assert_contains(error_message_of(txaio.make_batched_timer, 1, row[2]), "bad argument #2")
     end)
   end
 
   it("rejects a NaN delay in call_later with a bad argument error", function()
     local bt = txaio.make_batched_timer(1)
-    assert_contains(error_of(function() return bt:call_later(0 / 0, noop) end), "bad argument")
+    assert_contains(error_message_of(function() return bt:call_later(0 / 0, noop) end), "bad argument")
     assert.are.equal(0, clock:pending())
   end)
 
   it("rejects a non-callable callback in call_later with a bad argument error", function()
     local bt = txaio.make_batched_timer(1)
-    assert_contains(error_of(function() return bt:call_later(1, 42) end), "bad argument")
-    assert_contains(error_of(function() return bt:call_later(1, {}) end), "bad argument")
+    assert_contains(error_message_of(function() return bt:call_later(1, 42) end), "bad argument")
+    assert_contains(error_message_of(function() return bt:call_later(1, {}) end), "bad argument")
     assert.are.equal(0, clock:pending())
   end)
 end)

@@ -6,10 +6,11 @@
 -- Nothing here raises inside a luv callback (luv's handler would end the process): callbacks only
 -- record, and the assertions come afterwards.
 local txaio = require "txaio"
-local report = require "txaio.report"
-local testutil = require "txaio.testutil"
 local compat = require "compat"
 local pack = compat.pack
+local helpers = require "helpers"
+local error_of, assert_contains = helpers.error_of, helpers.assert_contains
+local with_ordinary_gc = helpers.with_ordinary_gc
 
 -- For the specs that await a pending future under pcall: plain Lua 5.1 (not LuaJIT) cannot
 -- yield across pcall, so they cannot work there.
@@ -17,40 +18,15 @@ local function needs_yield_across_pcall()
   if compat.plain51 then pending("plain Lua 5.1 cannot yield across pcall") end
 end
 
--- Debian's lua-luv 1.44 crashes (SIGSEGV in uv_timer_init) when its module is garbage-collected and
--- then required again in the same Lua state, which busted's per-file insulation brings about. Keep
--- the module alive for the rest of the run.
-local has_luv, uv = pcall(require, "luv")
-if has_luv then debug.getregistry()["txaio spec: pinned luv module"] = uv end
+local has_luv, uv = helpers.pinned_luv()
 
 local STEP = 0.001          -- simulated seconds per driver step
 local LUV_GUARD = 5         -- real seconds after which a luv run_until gives up
 
--- The stress GC mode collects at nearly every allocation; the scale test runs with the ordinary
--- collector settings so it stays fast, and restores the mode's settings afterwards.
-local function with_ordinary_gc(fn)
-  local pause = collectgarbage("setpause", 200)
-  local stepmul = collectgarbage("setstepmul", 100)
-  local ok, err = pcall(fn)
-  collectgarbage("setpause", pause)
-  collectgarbage("setstepmul", stepmul)
-  if not ok then error(err, 0) end
-end
-
--- Asserts that `haystack` (a string) contains `needle` as plain text.
-local function assert_contains(haystack, needle)
-  assert.is_string(haystack)
-  assert.truthy(haystack:find(needle, 1, true),
-    ("expected %q to contain %q"):format(haystack, needle))
-end
-
 -- Watches future `f`: returns a function that reports ("pending") or ("resolved", value) or
 -- ("failed", failure). Adding the errback marks a failure as handled.
 local function watch(f)
-  local state, value = "pending", nil
-  txaio.add_callbacks(f, function(v) state, value = "resolved", v end,
-    function(fl) state, value = "failed", fl end)
-  return function() return state, value end
+  return helpers.watch(f, "pending")
 end
 
 -- The value `f` resolved with; fails the test if `f` is pending or failed.
@@ -80,10 +56,7 @@ local drivers = {}
 drivers.clock = function()
   local clock
   return {
-    setup = function()
-      clock = testutil.Clock()
-      txaio.config.loop = clock
-    end,
+    setup = function() clock = helpers.use_clock() end,
     advance = function() clock:advance(STEP) end,
     simulated = true,
   }
@@ -163,7 +136,7 @@ for _, backend in ipairs{ "clock", "host", "luv" } do
       run_until(function() return txaio.config.loop:now() - start >= seconds end, seconds * 2)
     end
 
-    local reports, previous_handler
+    local reports, restore_handler
 
     before_each(function()
       math.randomseed(4242)
@@ -172,15 +145,12 @@ for _, backend in ipairs{ "clock", "host", "luv" } do
         return
       end
       driver.setup()
-      reports = {}
-      previous_handler = report.set_handler(function(message, failure)
-        reports[#reports + 1] = { message = message, failure = failure }
-      end)
+      reports, restore_handler = helpers.record_reports()
     end)
 
     after_each(function()
-      if previous_handler then report.set_handler(previous_handler) end
-      previous_handler = nil
+      if restore_handler then restore_handler() end
+      restore_handler = nil
     end)
 
     describe("txaio.spawn", function()
@@ -256,16 +226,11 @@ for _, backend in ipairs{ "clock", "host", "luv" } do
       end)
 
       it("rejects a first argument that is not callable with 'bad argument #1'", function()
-        local ok, err = pcall(txaio.spawn, 42)
-        assert.is_false(ok)
+        local err = error_of(txaio.spawn, 42)
         assert_contains(err, "bad argument #1")
         assert_contains(err, "spawn")
-        ok, err = pcall(txaio.spawn)
-        assert.is_false(ok)
-        assert_contains(err, "bad argument #1")
-        ok, err = pcall(txaio.spawn, {})
-        assert.is_false(ok)
-        assert_contains(err, "bad argument #1")
+        assert_contains(error_of(txaio.spawn), "bad argument #1")
+        assert_contains(error_of(txaio.spawn, {}), "bad argument #1")
       end)
 
       it("fails the future when the function yields outside txaio.await", function()
@@ -658,9 +623,7 @@ for _, backend in ipairs{ "clock", "host", "luv" } do
 
       it("raises 'await: not inside txaio.spawn' when called outside a spawned coroutine", function()
         local f = txaio.create_future()
-        local ok, err = pcall(txaio.await, f)
-        assert.is_false(ok)
-        assert_contains(err, "await: not inside txaio.spawn")
+        assert_contains(error_of(txaio.await, f), "await: not inside txaio.spawn")
         assert.is_false(txaio.is_called(f))
       end)
 

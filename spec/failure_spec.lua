@@ -1,6 +1,7 @@
 -- Failures: CONTRACT section 3.
 local txaio = require "txaio"
 local compat = require "compat"
+local error_message_of = require("helpers").error_message_of
 
 -- create_failure and the failure_* functions need a loop; is_failure and CancelledError do not.
 txaio.use_host { now = function() return 0 end }
@@ -51,6 +52,15 @@ end
 
 local function has_newline(s)
   return s:find("\n", 1, true) ~= nil
+end
+
+-- What fn(fail) returns, asserting that it did not raise and that it is a string: for the
+-- functions that must cope with an error value whose __tostring misbehaves.
+local function string_of(fn, fail)
+  local ok, s = pcall(fn, fail)
+  assert.is_true(ok, tostring(s))
+  assert.is_string(s)
+  return s
 end
 
 describe("txaio.create_failure as an xpcall message handler", function()
@@ -237,25 +247,18 @@ describe("txaio.failure_message", function()
 
   it("never raises when the error value's __tostring raises", function()
     local e = setmetatable({}, { __tostring = function() error("tostring exploded") end })
-    local fail = raise_value(e)
-    local ok, msg = pcall(txaio.failure_message, fail)
-    assert.is_true(ok, tostring(msg))
-    assert.is_string(msg)
+    local msg = string_of(txaio.failure_message, raise_value(e))
     assert.is_false(has_newline(msg))
   end)
 
   it("never raises when __tostring raises on a value with __name", function()
     local e = setmetatable({}, { __name = "Grumpy", __tostring = function() error({}) end })
-    local ok, msg = pcall(txaio.failure_message, raise_value(e))
-    assert.is_true(ok, tostring(msg))
-    assert.is_string(msg)
+    string_of(txaio.failure_message, raise_value(e))
   end)
 
   it("never raises when __tostring returns a non-string", function()
     local e = setmetatable({}, { __tostring = function() return {} end })
-    local ok, msg = pcall(txaio.failure_message, raise_value(e))
-    assert.is_true(ok, tostring(msg))
-    assert.is_string(msg)
+    string_of(txaio.failure_message, raise_value(e))
   end)
 end)
 
@@ -282,9 +285,7 @@ describe("txaio.failure_format_traceback", function()
 
   it("never raises when the error value's __tostring raises", function()
     local e = setmetatable({}, { __tostring = function() error("nope") end })
-    local ok, text = pcall(txaio.failure_format_traceback, raise_value(e))
-    assert.is_true(ok, tostring(text))
-    assert.is_string(text)
+    string_of(txaio.failure_format_traceback, raise_value(e))
   end)
 end)
 
@@ -297,9 +298,7 @@ describe("tostring of a failure", function()
 
   it("is a string even when the error value's __tostring raises", function()
     local e = setmetatable({}, { __tostring = function() error("nope") end })
-    local ok, s = pcall(tostring, raise_value(e))
-    assert.is_true(ok, tostring(s))
-    assert.is_string(s)
+    string_of(tostring, raise_value(e))
   end)
 end)
 
@@ -334,12 +333,6 @@ end)
 
 describe("the await chain", function()
   local core = require "txaio.core"
-
-  local function err_of(fn, ...)
-    local ok, err = pcall(fn, ...)
-    assert.is_false(ok)
-    return tostring(err)
-  end
 
   it("is empty for a failure that never crossed an await, and a fresh list each time", function()
     local fl = txaio.create_failure("x")
@@ -379,11 +372,11 @@ describe("the await chain", function()
   it("rejects what is not a failure, a level or a function", function()
     local fl = txaio.create_failure("x")
     assert.matches("bad argument #1 to '[%w._?]*' %(txaio.Failure expected, got string%)",
-      err_of(core.failure_awaited, "x", 1))
-    assert.matches("bad argument #2 .*level must not be negative", err_of(core.failure_awaited, fl, -1))
-    assert.matches("bad argument #2 .*number expected, got table", err_of(core.failure_awaited, fl, {}))
+      error_message_of(core.failure_awaited, "x", 1))
+    assert.matches("bad argument #2 .*level must not be negative", error_message_of(core.failure_awaited, fl, -1))
+    assert.matches("bad argument #2 .*number expected, got table", error_message_of(core.failure_awaited, fl, {}))
     assert.matches("bad argument #3 .*number expected, got no value",
-      err_of(core.failure_awaited, fl, coroutine.create(function() end)))
-    assert.matches("bad argument #1 .*txaio.Failure expected, got table", err_of(fl.await_chain, {}))
+      error_message_of(core.failure_awaited, fl, coroutine.create(function() end)))
+    assert.matches("bad argument #1 .*txaio.Failure expected, got table", error_message_of(fl.await_chain, {}))
   end)
 end)

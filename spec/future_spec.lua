@@ -2,71 +2,29 @@
 -- rows of section 11 (bad input).
 local txaio = require "txaio"
 local report = require "txaio.report"
+local helpers = require "helpers"
+local watch, error_of, assert_contains = helpers.watch, helpers.error_of, helpers.assert_contains
+local with_ordinary_gc = helpers.with_ordinary_gc
 
 setup(function()
   txaio.use_host{ now = function() return 0 end }
 end)
 
--- Attaches a callback pair that records how `f` completed: returns a function giving
--- ("resolved", value), ("failed", failure) or nil while `f` is still pending.
-local function watch(f)
-  local kind, got
-  txaio.add_callbacks(f,
-    function(v) kind, got = "resolved", v end,
-    function(fail) kind, got = "failed", fail end)
-  return function() return kind, got end
-end
-
--- Runs `fn` under pcall and returns the error message, asserting that it did fail.
-local function error_of(fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok)
-  return err
-end
-
--- Asserts that `haystack` (a string) contains `needle` as plain text.
-local function assert_contains(haystack, needle)
-  assert.is_string(haystack)
-  assert.truthy(haystack:find(needle, 1, true),
-    ("expected %q to contain %q"):format(haystack, needle))
-end
-
--- Runs `fn` with the collector's ordinary incremental settings and then restores the previous
--- ones. For the tests that allocate a lot of futures: they pin stack use and ordering, and under
--- the suite's "stress" GC pass (pause 0) they would take hours instead of seconds.
-local function with_ordinary_gc(fn)
-  local pause = collectgarbage("setpause", 200)
-  local stepmul = collectgarbage("setstepmul", 100)
-  local ok, err = pcall(fn)
-  collectgarbage("setpause", pause)
-  collectgarbage("setstepmul", stepmul)
-  if not ok then error(err, 0) end
-end
-
 -- Every report the handler received during the current test, as {message = ..., failure = ...}.
 local reports
-local previous_handler
+local restore_handler
 
 before_each(function()
-  reports = {}
-  previous_handler = report.set_handler(function(message, failure)
-    reports[#reports + 1] = { message = message, failure = failure }
-  end)
+  reports, restore_handler = helpers.record_reports()
 end)
 
 after_each(function()
-  report.set_handler(previous_handler)
+  restore_handler()
 end)
 
 -- The reports whose message contains `marker`.
 local function reports_about(marker)
-  local found = {}
-  for _, r in ipairs(reports) do
-    if type(r.message) == "string" and r.message:find(marker, 1, true) then
-      found[#found + 1] = r
-    end
-  end
-  return found
+  return helpers.reports_about(reports, marker)
 end
 
 -- Runs every pending finalizer and delivers whatever they queued.
@@ -386,29 +344,19 @@ describe("txaio.cancel", function()
     assert.equal("failed", kind)
   end)
 
-  it("ignores a later resolve without raising", function()
-    local f = txaio.create_future()
-    local calls = 0
-    txaio.add_callbacks(f, function() calls = calls + 1 end, function() calls = calls + 1 end)
-    txaio.cancel(f)
-    local ok = pcall(txaio.resolve, f, "late")
-    assert.is_true(ok)
-    assert.equal(1, calls)
-    local err = error_of(f.result, f)
-    assert.equal(txaio.CancelledError, getmetatable(err))
-  end)
-
-  it("ignores a later reject without raising", function()
-    local f = txaio.create_future()
-    local calls = 0
-    txaio.add_callbacks(f, function() calls = calls + 1 end, function() calls = calls + 1 end)
-    txaio.cancel(f)
-    local ok = pcall(txaio.reject, f, "late")
-    assert.is_true(ok)
-    assert.equal(1, calls)
-    local err = error_of(f.result, f)
-    assert.equal(txaio.CancelledError, getmetatable(err))
-  end)
+  for _, late in ipairs { "resolve", "reject" } do
+    it("ignores a later " .. late .. " without raising", function()
+      local f = txaio.create_future()
+      local calls = 0
+      txaio.add_callbacks(f, function() calls = calls + 1 end, function() calls = calls + 1 end)
+      txaio.cancel(f)
+      local ok = pcall(txaio[late], f, "late")
+      assert.is_true(ok)
+      assert.equal(1, calls)
+      local err = error_of(f.result, f)
+      assert.equal(txaio.CancelledError, getmetatable(err))
+    end)
+  end
 
   it("has no effect on a resolved future", function()
     local cancellers = 0

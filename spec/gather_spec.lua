@@ -1,20 +1,13 @@
 -- txaio.gather: CONTRACT.md section 2 (the gather row) and its section 11 rows (bad input).
 local txaio = require "txaio"
 local report = require "txaio.report"
+local helpers = require "helpers"
+local watch, assert_contains = helpers.watch, helpers.assert_contains
+local with_ordinary_gc = helpers.with_ordinary_gc
 
 setup(function()
   txaio.use_host{ now = function() return 0 end }
 end)
-
--- Attaches a callback pair that records how `f` completed: returns a function giving
--- ("resolved", value), ("failed", failure) or nil while `f` is still pending.
-local function watch(f)
-  local kind, got
-  txaio.add_callbacks(f,
-    function(v) kind, got = "resolved", v end,
-    function(fail) kind, got = "failed", fail end)
-  return function() return kind, got end
-end
 
 local function pending_futures(n)
   local list = {}
@@ -22,47 +15,20 @@ local function pending_futures(n)
   return list
 end
 
-local function assert_contains(haystack, needle)
-  assert.is_string(haystack)
-  assert.truthy(haystack:find(needle, 1, true),
-    ("expected %q to contain %q"):format(haystack, needle))
-end
-
--- Runs `fn` with the collector's ordinary incremental settings and then restores the previous
--- ones. For the tests that allocate a lot of futures: they pin stack use and ordering, and under
--- the suite's "stress" GC pass (pause 0) they would take hours instead of seconds.
-local function with_ordinary_gc(fn)
-  local pause = collectgarbage("setpause", 200)
-  local stepmul = collectgarbage("setstepmul", 100)
-  local ok, err = pcall(fn)
-  collectgarbage("setpause", pause)
-  collectgarbage("setstepmul", stepmul)
-  if not ok then error(err, 0) end
-end
-
 -- Every report the handler received during the current test.
 local reports
-local previous_handler
+local restore_handler
 
 before_each(function()
-  reports = {}
-  previous_handler = report.set_handler(function(message, failure)
-    reports[#reports + 1] = { message = message, failure = failure }
-  end)
+  reports, restore_handler = helpers.record_reports()
 end)
 
 after_each(function()
-  report.set_handler(previous_handler)
+  restore_handler()
 end)
 
 local function reports_about(marker)
-  local found = {}
-  for _, r in ipairs(reports) do
-    if type(r.message) == "string" and r.message:find(marker, 1, true) then
-      found[#found + 1] = r
-    end
-  end
-  return found
+  return helpers.reports_about(reports, marker)
 end
 
 describe("txaio.gather", function()

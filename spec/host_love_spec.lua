@@ -25,14 +25,7 @@ describe("txaio in LÖVE (examples/love)", function()
   end
 
   local function available()
-    if not love then
-      pending("skipped: LÖVE is not installed (apt-get install love)")
-      return false
-    end
-    if not io.open(root .. "/build/luajit/txaio/core.so", "r") then
-      error("build/luajit/txaio/core.so is missing: run `make all LUA=luajit` (or `make hosts-prep`)")
-    end
-    return true
+    return H.luajit_host_ready(pending, love, "LÖVE", "love")
   end
 
   it("runs timers, futures and coroutines for a few hundred frames and exits 0", function()

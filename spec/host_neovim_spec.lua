@@ -14,14 +14,7 @@ describe("txaio in Neovim (examples/neovim)", function()
   end
 
   local function available()
-    if not nvim then
-      pending("skipped: Neovim is not installed (apt-get install neovim)")
-      return false
-    end
-    if not io.open(root .. "/build/luajit/txaio/core.so", "r") then
-      error("build/luajit/txaio/core.so is missing: run `make all LUA=luajit` (or `make hosts-prep`)")
-    end
-    return true
+    return H.luajit_host_ready(pending, nvim, "Neovim", "neovim")
   end
 
   it("runs a timer, a gather and a spawn/await on vim.loop and exits 0", function()

@@ -5,6 +5,8 @@ local loglib = require "txaio.log"
 local report = require "txaio.report"
 local testutil = require "txaio.testutil"
 local compat = require "compat"
+local helpers = require "helpers"
+local error_message_of, assert_contains = helpers.error_message_of, helpers.assert_contains
 
 local format_event = loglib.format_event
 
@@ -24,19 +26,6 @@ after_each(function()
   report.set_handler(saved_handler)
   txaio.config.loop = saved_loop
 end)
-
--- Runs `fn` under pcall and returns the error message, asserting that it did fail.
-local function error_of(fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok)
-  return tostring(err)
-end
-
--- Asserts that `haystack` (a string) contains `needle` as plain text.
-local function assert_contains(haystack, needle)
-  assert.is_string(haystack)
-  assert.truthy(haystack:find(needle, 1, true), ("expected %q to contain %q"):format(haystack, needle))
-end
 
 -- Registers an observer that keeps every event; returns the list.
 local function capture()
@@ -78,7 +67,7 @@ describe("txaio.make_logger", function()
 
   it("rejects a namespace that is not a string", function()
     assert.are.equal("bad argument #1 to 'make_logger' (string or nil expected, got number)",
-      error_of(txaio.make_logger, 5):gsub("^.-:%d+: ", ""))
+      error_message_of(txaio.make_logger, 5):gsub("^.-:%d+: ", ""))
   end)
 
   describe("derives the namespace from the caller's module", function()
@@ -321,9 +310,9 @@ describe("events", function()
     assert.are.equal(1, #events)
     assert.are.equal("warn", events[1].log_level)
     assert.are.equal("bad argument #1 to 'emit' (unknown log level 'loud'; valid levels: critical, "
-      .. "error, warn, info, debug, trace)", error_of(log.emit, log, "loud", "x"):gsub("^.-:%d+: ", ""))
-    assert_contains(error_of(log.emit, log, "none", "x"), "unknown log level 'none'")
-    assert_contains(error_of(log.failure, log, "x", "f", "loud"), "bad argument #1 to 'failure'")
+      .. "error, warn, info, debug, trace)", error_message_of(log.emit, log, "loud", "x"):gsub("^.-:%d+: ", ""))
+    assert_contains(error_message_of(log.emit, log, "none", "x"), "unknown log level 'none'")
+    assert_contains(error_message_of(log.failure, log, "x", "f", "loud"), "bad argument #1 to 'failure'")
   end)
 end)
 
@@ -355,7 +344,7 @@ describe("txaio.start_logging", function()
   end)
 
   it("rejects unknown options, unknown levels and bad outputs", function()
-    local function msg(...) return error_of(txaio.start_logging, ...):gsub("^.-:%d+: ", "") end
+    local function msg(...) return error_message_of(txaio.start_logging, ...):gsub("^.-:%d+: ", "") end
     assert.are.equal("bad argument #1 to 'start_logging' (unknown option 'levle')",
       msg { out = print, levle = "debug" })
     assert.are.equal("bad argument #2 to 'start_logging' (unknown log level 'loud'; " .. VALID .. ")",
@@ -416,9 +405,9 @@ describe("txaio.set_global_log_level and get_global_log_level", function()
 
   it("raise an error listing the valid levels", function()
     assert.are.equal("bad argument #1 to 'set_global_log_level' (unknown log level 'loud'; " .. VALID .. ")",
-      error_of(txaio.set_global_log_level, "loud"):gsub("^.-:%d+: ", ""))
+      error_message_of(txaio.set_global_log_level, "loud"):gsub("^.-:%d+: ", ""))
     assert.are.equal("bad argument #1 to 'set_global_log_level' (unknown log level 'nil'; " .. VALID .. ")",
-      error_of(txaio.set_global_log_level):gsub("^.-:%d+: ", ""))
+      error_message_of(txaio.set_global_log_level):gsub("^.-:%d+: ", ""))
     assert.are.equal("info", txaio.get_global_log_level())
   end)
 end)
@@ -436,7 +425,7 @@ describe("observers", function()
     txaio.make_logger("x"):info("two")
     assert.are.equal(1, n)
     assert.are.equal("bad argument #1 to 'add_log_observer' (callable expected, got string)",
-      error_of(txaio.add_log_observer, "f"):gsub("^.-:%d+: ", ""))
+      error_message_of(txaio.add_log_observer, "f"):gsub("^.-:%d+: ", ""))
   end)
 
   it("accept callable tables", function()
@@ -528,9 +517,9 @@ describe("txaio.add_log_categories", function()
 
   it("checks its argument", function()
     assert.are.equal("bad argument #1 to 'add_log_categories' (table expected, got number)",
-      error_of(txaio.add_log_categories, 1):gsub("^.-:%d+: ", ""))
+      error_message_of(txaio.add_log_categories, 1):gsub("^.-:%d+: ", ""))
     assert.are.equal("bad argument #1 to 'add_log_categories' (format string expected for 'c', got number)",
-      error_of(txaio.add_log_categories, { c = 1 }):gsub("^.-:%d+: ", ""))
+      error_message_of(txaio.add_log_categories, { c = 1 }):gsub("^.-:%d+: ", ""))
   end)
 end)
 
@@ -538,8 +527,7 @@ describe("errors caught by txaio", function()
   local clock, events
 
   before_each(function()
-    clock = testutil.Clock()
-    txaio.config.loop = clock
+    clock = helpers.use_clock()
     events = capture()
   end)
 

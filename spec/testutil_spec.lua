@@ -3,20 +3,8 @@ local txaio = require "txaio"
 local testutil = require "txaio.testutil"
 local compat = require "compat"
 local pack = compat.pack
-
--- Runs `fn` under pcall and returns the error, asserting that it did fail.
-local function error_of(fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok)
-  return err
-end
-
--- Asserts that `haystack` (a string) contains `needle` as plain text.
-local function assert_contains(haystack, needle)
-  assert.is_string(haystack)
-  assert.truthy(haystack:find(needle, 1, true),
-    ("expected %q to contain %q"):format(haystack, needle))
-end
+local helpers = require "helpers"
+local error_of, assert_contains = helpers.error_of, helpers.assert_contains
 
 describe("testutil.Clock", function()
   local previous

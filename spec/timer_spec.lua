@@ -1,31 +1,17 @@
 -- Timers: CONTRACT.md section 4 (call_later, sleep, tick) with libuv's edge-case list, all on a
 -- manual clock (STYLE.md R14, R21), plus the scale item: a million timers, half of them cancelled.
 local txaio = require "txaio"
-local report = require "txaio.report"
 local testutil = require "txaio.testutil"
 local compat = require "compat"
 local pack = compat.pack
+local helpers = require "helpers"
+local error_message_of, assert_contains = helpers.error_message_of, helpers.assert_contains
 
 local clock
 
 before_each(function()
-  clock = testutil.Clock()
-  txaio.config.loop = clock
+  clock = helpers.use_clock()
 end)
-
--- Runs `fn` under pcall and returns the error message, asserting that it did fail.
-local function error_of(fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok)
-  return tostring(err)
-end
-
--- Asserts that `haystack` (a string) contains `needle` as plain text.
-local function assert_contains(haystack, needle)
-  assert.is_string(haystack)
-  assert.truthy(haystack:find(needle, 1, true),
-    ("expected %q to contain %q"):format(haystack, needle))
-end
 
 -- A callback that appends `name` and the clock's time to `log` each time it runs.
 local function recorder(log, name)
@@ -152,7 +138,7 @@ describe("txaio.call_later", function()
   }
   for _, row in ipairs(bad_delays) do
     it("rejects " .. row[1] .. " as a delay with bad argument #1", function()
-      local err = error_of(txaio.call_later, row[2], noop)
+      local err = error_message_of(txaio.call_later, row[2], noop)
       assert_contains(err, "bad argument #1")
       assert.are.equal(0, clock:pending())
     end)
@@ -167,7 +153,7 @@ describe("txaio.call_later", function()
   }
   for _, row in ipairs(bad_callables) do
     it("rejects " .. row[1] .. " as the callback with bad argument #2", function()
-      local err = error_of(txaio.call_later, 1, row[2])
+      local err = error_message_of(txaio.call_later, 1, row[2])
       assert_contains(err, "bad argument #2")
       assert.are.equal(0, clock:pending())
     end)
@@ -284,10 +270,7 @@ describe("txaio.call_later", function()
   end)
 
   it("keeps running later timers when a callback raises, and reports the error", function()
-    local reports = {}
-    local previous = report.set_handler(function(message, failure)
-      reports[#reports + 1] = { message = message, failure = failure }
-    end)
+    local reports, restore_handler = helpers.record_reports()
     local log = {}
     local ok, err = pcall(function()
       txaio.call_later(1, function() error("timer boom") end)
@@ -295,7 +278,7 @@ describe("txaio.call_later", function()
       txaio.call_later(2, recorder(log, "later"))
       clock:advance(3)
     end)
-    report.set_handler(previous)
+    restore_handler()
     assert.is_true(ok, err)
     assert.are.equal("same instant later", names(log))
     assert.are.equal(1, #reports)
@@ -360,7 +343,7 @@ describe("txaio.sleep", function()
   end)
 
   it("rejects a NaN delay with bad argument #1", function()
-    assert_contains(error_of(txaio.sleep, 0 / 0), "bad argument #1")
+    assert_contains(error_message_of(txaio.sleep, 0 / 0), "bad argument #1")
   end)
 end)
 

@@ -2,20 +2,8 @@
 -- txaio.config.loop (section 1).
 local txaio = require "txaio"
 local testutil = require "txaio.testutil"
-
--- Runs `fn` under pcall and returns the error message, asserting that it did fail.
-local function error_of(fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok)
-  return tostring(err)
-end
-
--- Asserts that `haystack` (a string) contains `needle` as plain text.
-local function assert_contains(haystack, needle)
-  assert.is_string(haystack)
-  assert.truthy(haystack:find(needle, 1, true),
-    ("expected %q to contain %q"):format(haystack, needle))
-end
+local helpers = require "helpers"
+local error_message_of, assert_contains = helpers.error_message_of, helpers.assert_contains
 
 -- The keys of table `t`, as strings, sorted.
 local function sorted_keys(t)
@@ -128,13 +116,13 @@ describe("txaio.with_config", function()
   end)
 
   it("rejects an unknown option with bad argument #1", function()
-    assert_contains(error_of(txaio.with_config, { loop = c2, lop = c2 }), "bad argument #1")
-    assert_contains(error_of(txaio.with_config, { colour = "blue" }), "bad argument #1")
+    assert_contains(error_message_of(txaio.with_config, { loop = c2, lop = c2 }), "bad argument #1")
+    assert_contains(error_message_of(txaio.with_config, { colour = "blue" }), "bad argument #1")
   end)
 
   it("rejects a loop that is neither a loop object, luv nor a host adapter", function()
-    assert_contains(error_of(txaio.with_config, { loop = 42 }), "bad argument #1")
-    assert_contains(error_of(txaio.with_config, { loop = {} }), "bad argument #1")
+    assert_contains(error_message_of(txaio.with_config, { loop = 42 }), "bad argument #1")
+    assert_contains(error_message_of(txaio.with_config, { loop = {} }), "bad argument #1")
   end)
 
   it("accepts a host adapter table as the loop", function()

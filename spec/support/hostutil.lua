@@ -70,6 +70,22 @@ function M.writefile(path, text)
   f:close()
 end
 
+--- Whether a spec can run `program` (its path from M.which, or nil), a host that loads the LuaJIT
+-- build of txaio (LÖVE, Neovim). When the program is not installed, calls `skip` (the spec's
+-- `pending`, which busted gives only to spec code) with "skipped: <name> is not installed
+-- (apt-get install <package>)" and returns false. Raises when build/luajit is missing: that is a
+-- setup step left out (`make hosts-prep`), not a reason to skip.
+function M.luajit_host_ready(skip, program, name, package)
+  if not program then
+    skip(("skipped: %s is not installed (apt-get install %s)"):format(name, package))
+    return false
+  end
+  if not io.open(M.root() .. "/build/luajit/txaio/core.so", "r") then
+    error("build/luajit/txaio/core.so is missing: run `make all LUA=luajit` (or `make hosts-prep`)")
+  end
+  return true
+end
+
 --- Starts `cmd` in the background (stdin from /dev/null, output to `logfile`); returns its pid.
 function M.start(cmd, logfile)
   local ok, _, out = M.exec(("%s >%s 2>&1 </dev/null & echo $!"):format(cmd, M.q(logfile)))

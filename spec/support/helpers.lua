@@ -1,0 +1,107 @@
+--- Helpers that several spec files share. Each spec takes what it uses as locals
+-- (`local helpers = require "helpers"`, then `local error_of = helpers.error_of`); nothing here
+-- sets a global.
+--
+-- busted gives `assert`, `pending` and the other spec functions only to the spec files' own
+-- environment, not to the modules they require: this module takes luassert (the same instance as
+-- the specs' `assert`) from require. It requires txaio's modules only when a helper runs, so it
+-- gets the instances the spec file itself loaded (busted unloads modules between spec files).
+local assert = require "luassert"
+
+local M = {}
+
+--- Calls `fn(...)` under pcall, asserts that it raised, and returns the error value as raised
+-- (a string, or a table such as a CancelledError). For the tests that check what an error says
+-- or what it is, without the boilerplate of pcall plus an assertion at every call site.
+function M.error_of(fn, ...)
+  local ok, err = pcall(fn, ...)
+  assert.is_false(ok, "expected an error")
+  return err
+end
+
+--- Like error_of, but returns the error as a string (tostring), for the tests that match on the
+-- message text.
+function M.error_message_of(fn, ...)
+  return tostring(M.error_of(fn, ...))
+end
+
+--- Asserts that `haystack` is a string that contains `needle` as plain text (no patterns). The
+-- failure message shows both, which plain `assert.truthy(s:find(...))` does not.
+function M.assert_contains(haystack, needle)
+  assert.is_string(haystack)
+  assert.truthy(haystack:find(needle, 1, true),
+    ("expected %q to contain %q"):format(haystack, needle))
+end
+
+--- Runs `fn` with the collector's ordinary incremental settings, then restores the previous
+-- ones, also when `fn` raises (the error goes on unchanged). For the tests that allocate a lot
+-- of futures or timers: under the suite's "stress" GC pass (pause 0) they would take hours
+-- instead of seconds, and what they pin (stack use, ordering) does not depend on the collector.
+function M.with_ordinary_gc(fn)
+  local pause = collectgarbage("setpause", 200)
+  local stepmul = collectgarbage("setstepmul", 100)
+  local ok, err = pcall(fn)
+  collectgarbage("setpause", pause)
+  collectgarbage("setstepmul", stepmul)
+  if not ok then error(err, 0) end
+end
+
+--- Attaches a callback pair to future `f` that records how it completed, and returns a function
+-- giving ("resolved", value) or ("failed", failure), or `pending_state` (nil unless given) while
+-- `f` has not completed. Adding the errback marks a failure as handled, so a watched future is
+-- never reported as unhandled. For inspecting a future's outcome without reaching into it.
+function M.watch(f, pending_state)
+  local state, value = pending_state, nil
+  require("txaio").add_callbacks(f,
+    function(v) state, value = "resolved", v end,
+    function(fail) state, value = "failed", fail end)
+  return function() return state, value end
+end
+
+--- Replaces txaio.report's handler with one that appends `{message = ..., failure = ...}` to a
+-- fresh list; returns the list and a function that puts the previous handler back. For the
+-- tests that check what txaio reports (errors in callbacks, unhandled failures) instead of
+-- letting the default handler log it.
+function M.record_reports()
+  local report = require "txaio.report"
+  local reports = {}
+  local previous = report.set_handler(function(message, failure)
+    reports[#reports + 1] = { message = message, failure = failure }
+  end)
+  return reports, function() report.set_handler(previous) end
+end
+
+--- The entries of `reports` (a list from record_reports) whose message contains `marker` as
+-- plain text. Tests tag their errors with a marker, so that a report some other code (a
+-- finalizer run by the collector) makes at the same time does not disturb the count.
+function M.reports_about(reports, marker)
+  local found = {}
+  for _, r in ipairs(reports) do
+    if type(r.message) == "string" and r.message:find(marker, 1, true) then
+      found[#found + 1] = r
+    end
+  end
+  return found
+end
+
+--- Makes a fresh txaio.testutil.Clock (at time `start`, 0 by default), selects it as txaio's loop
+-- and returns it. For the specs whose timers run on a manual clock, a new one for each test so
+-- that no timer outlives its test.
+function M.use_clock(start)
+  local clock = require("txaio.testutil").Clock(start)
+  require("txaio").config.loop = clock
+  return clock
+end
+
+--- Requires luv if it is installed and keeps the module alive for the rest of the run; returns
+-- what pcall(require, "luv") returns. Debian's lua-luv 1.44 crashes (SIGSEGV in uv_timer_init)
+-- when its module is garbage-collected and then required again in the same Lua state, which
+-- busted's per-file insulation brings about. (spec/support/gc.lua pins it too, but only when
+-- busted runs with the .busted config.)
+function M.pinned_luv()
+  local ok, uv = pcall(require, "luv")
+  if ok then debug.getregistry()["txaio spec: pinned luv module"] = uv end
+  return ok, uv
+end
+
+return M
