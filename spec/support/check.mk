@@ -1,10 +1,10 @@
-# make asan / valgrind / gcstress / fuzz-long / check: the reliability checks (issue 7).
-# Each runs the spec suite on lua5.4 through $(BUSTED) (`lua5.4 /usr/bin/busted`); .ci/run keeps
-# running `make test` only.
-.PHONY: check asan asan-build valgrind gcstress fuzz-long
+# make asan / valgrind / gcstress / fuzz-long / fuzz / check: the reliability checks (issue 7).
+# Each runs the spec suite on lua5.4 through $(BUSTED) (`lua5.4 /usr/bin/busted`), except fuzz,
+# which runs the libFuzzer harness; .ci/run keeps running `make test` only.
+.PHONY: check asan asan-build valgrind gcstress fuzz-long fuzz fuzz-build
 
-# `make test` plus the sanitizer and valgrind runs.
-check: test asan valgrind
+# `make test` plus the sanitizer and valgrind runs and a bounded fuzzing run.
+check: test asan valgrind fuzz
 
 # ---------------------------------------------------------------- AddressSanitizer + UBSan
 # The core rebuilt with the sanitizers into build/asan/txaio/core.so (never the ordinary build) and
@@ -126,3 +126,59 @@ N    ?= 20000
 fuzz-long: all
 	TXAIO_SEED=$(SEED) TXAIO_MODEL_N=$(N) TXAIO_BUILD=$(BUILD) $(BUSTED) --cpath='./$(BUILD)/?.so' \
 	  spec/model_spec.lua
+
+# ---------------------------------------------------------------- libFuzzer (clang)
+# spec/fuzz/harness.c embeds Lua, links in the core built with clang's coverage instrumentation,
+# ASan and UBSan (into build/fuzz/, never the ordinary build), and hands each input to
+# spec/fuzz/ops.lua, which reads it as operations on futures, failures, timers and loops (see
+# docs/reliability.md). `make fuzz` runs it for $(FUZZ_TIME) seconds on a scratch corpus seeded
+# from spec/fuzz-corpus/, then merges the inputs that reach new coverage back into
+# spec/fuzz-corpus/ (-merge=1 adds only those, so the committed corpus stays small); a crash, leak,
+# sanitizer report, broken invariant or timeout fails the target and names the reproducer.
+# spec/fuzz_spec.lua replays the committed corpus in `make test`, without clang.
+FUZZ_TIME    ?= 60
+FUZZ_MAX_LEN ?= 1024
+FUZZ_OPTS    ?=
+FUZZ_CC      ?= clang
+FUZZ_CORPUS   = spec/fuzz-corpus
+FUZZ_BUILD    = $(BUILD)/fuzz
+FUZZ_BIN      = $(FUZZ_BUILD)/harness
+FUZZ_OBJS     = $(SRCS:src/%.c=$(FUZZ_BUILD)/obj/%.o)
+FUZZ_FLAGS    = -std=gnu99 -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
+                -fno-sanitize-recover=all
+FUZZ_ENV      = ASAN_OPTIONS=detect_leaks=1:detect_stack_use_after_return=1 \
+                UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+
+$(FUZZ_BUILD)/obj/%.o: src/%.c $(HEADERS) Makefile spec/support/check.mk
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link $(WARN) $(LUA_CFLAGS) -c $< -o $@
+
+$(FUZZ_BIN): spec/fuzz/harness.c $(FUZZ_OBJS) src/txaio.h spec/support/check.mk
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer $(WARN) $(LUA_CFLAGS) -Isrc \
+	  -DTXAIO_FUZZ_ROOT='"$(CURDIR)"' -o $@ spec/fuzz/harness.c $(FUZZ_OBJS) $(LUA_LIBS) -lm
+
+fuzz-build:
+	@sh .ci/deps clang $(LUA_DEBS)
+	@$(MAKE) --no-print-directory $(FUZZ_BIN)
+
+fuzz: fuzz-build
+	@rm -rf $(FUZZ_BUILD)/corpus && mkdir -p $(FUZZ_BUILD)/corpus $(FUZZ_CORPUS)
+	@rm -f $(FUZZ_BUILD)/crash-* $(FUZZ_BUILD)/leak-* $(FUZZ_BUILD)/timeout-* $(FUZZ_BUILD)/oom-*
+	@echo "== libFuzzer for $(FUZZ_TIME) s ($(FUZZ_BIN), seeds: $(FUZZ_CORPUS)/, log: $(FUZZ_BUILD)/fuzz.log)"
+	@$(FUZZ_ENV) $(FUZZ_BIN) -max_total_time=$(FUZZ_TIME) -max_len=$(FUZZ_MAX_LEN) -timeout=30 \
+	  -artifact_prefix=$(FUZZ_BUILD)/ -print_final_stats=1 $(FUZZ_OPTS) \
+	  $(FUZZ_BUILD)/corpus $(FUZZ_CORPUS) > $(FUZZ_BUILD)/fuzz.log 2>&1; status=$$?; \
+	found=$$(ls $(FUZZ_BUILD)/crash-* $(FUZZ_BUILD)/leak-* $(FUZZ_BUILD)/timeout-* \
+	  $(FUZZ_BUILD)/oom-* 2>/dev/null); \
+	if [ $$status -ne 0 ] || [ -n "$$found" ]; then \
+	  tail -60 $(FUZZ_BUILD)/fuzz.log; \
+	  echo "fuzz: libFuzzer exited with status $$status; reproducer: $${found:-none (see the log)}"; \
+	  for f in $$found; do echo "  replay: $(FUZZ_BIN) $$f   (TXAIO_FUZZ_TRACE=1 lists the operations)"; done; \
+	  exit 1; fi; \
+	grep -E '^#[0-9]+ *DONE|^stat::(number_of_executed_units|average_exec_per_sec|new_units_added|peak_rss_mb)' \
+	  $(FUZZ_BUILD)/fuzz.log
+	@before=$$(ls $(FUZZ_CORPUS) | wc -l); \
+	$(FUZZ_ENV) $(FUZZ_BIN) -merge=1 -max_len=$(FUZZ_MAX_LEN) $(FUZZ_CORPUS) $(FUZZ_BUILD)/corpus \
+	  > $(FUZZ_BUILD)/merge.log 2>&1 || { tail -30 $(FUZZ_BUILD)/merge.log; echo "fuzz: merge failed"; exit 1; }; \
+	after=$$(ls $(FUZZ_CORPUS) | wc -l); \
+	echo "fuzz: no crash; $(FUZZ_CORPUS)/ has $$after inputs ($$((after - before)) new, $$(du -sk $(FUZZ_CORPUS) | cut -f1) KB)"
