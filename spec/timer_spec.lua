@@ -347,6 +347,88 @@ describe("txaio.sleep", function()
   end)
 end)
 
+describe("timer handles and the collector", function()
+  -- A loop object of its own, with API functions bound to it, that nothing else references.
+  local function private_loop()
+    local loop = testutil.Clock()
+    return loop, txaio.with_config { loop = loop }
+  end
+
+  local function collected(weak)
+    for _ = 1, 4 do collectgarbage() end
+    return next(weak) == nil
+  end
+
+  it("does not keep a dropped loop alive through a handle; the handle then reports done", function()
+    local weak = setmetatable({}, { __mode = "k" })
+    local ran = false
+    -- in a function of its own: LuaJIT would still see the locals of a do-block
+    local handle = (function()
+      local loop, api = private_loop()
+      weak[loop] = true
+      return api.call_later(10, function() ran = true end)
+    end)()
+    assert.is_true(handle:active())
+    assert.is_true(collected(weak), "the loop outlived its last reference")
+    assert.is_false(handle:active())
+    assert.is_false(handle:cancel())
+    assert.is_false(handle:cancel())
+    assert.matches("%(done%)$", tostring(handle))
+    assert.is_false(ran)
+  end)
+
+  it("collects a dropped loop whose pending callbacks and sleeps reference the loop", function()
+    local weak = setmetatable({}, { __mode = "k" })
+    local sleeper = (function()
+      local loop, api = private_loop()
+      weak[loop] = true
+      for i = 1, 100 do api.call_later(i, function() return loop, api end, loop) end
+      return api.sleep(5)
+    end)()
+    assert.is_true(collected(weak), "the loop outlived its last reference")
+    -- the sleep's future is still a future; cancelling it cannot reach the dead scheduler
+    assert.is_false(txaio.is_called(sleeper))
+    assert.is_true(txaio.cancel(sleeper))
+    assert.is_true(txaio.is_called(sleeper))
+  end)
+
+  it("reuses the slots of finished timers: memory stays flat over many schedule/cancel rounds", function()
+    helpers.with_ordinary_gc(function()
+      local keep = {}
+      for i = 1, 100 do keep[i] = txaio.call_later(1e6, noop) end   -- these stay pending
+      local function round()
+        local hs = {}
+        for i = 1, 500 do hs[i] = txaio.call_later(i % 7, noop, i) end
+        for i = 1, 500, 2 do hs[i]:cancel() end
+        clock:advance(10)
+      end
+      round()
+      collectgarbage(); collectgarbage()
+      local before = collectgarbage("count")
+      for _ = 1, 200 do round() end
+      collectgarbage(); collectgarbage()
+      local grown = (collectgarbage("count") - before) * 1024
+      assert.is_true(grown < 8 * 1024, ("grew by %d bytes over 100,000 timers"):format(grown))
+      assert.are.equal(100, clock:pending())
+      for _, h in ipairs(keep) do assert.is_true(h:cancel()) end
+      assert.are.equal(0, clock:pending())
+    end)
+  end)
+
+  it("keeps arguments and order right when slots are reused", function()
+    local log = {}
+    local hs = {}
+    for i = 1, 20 do hs[i] = txaio.call_later(1, function(v) log[#log + 1] = v end, "first" .. i) end
+    for i = 1, 20, 3 do hs[i]:cancel() end
+    for i = 1, 7 do txaio.call_later(1, function(v) log[#log + 1] = v end, "second" .. i) end
+    clock:advance(1)
+    local want = {}
+    for i = 1, 20 do if (i - 1) % 3 ~= 0 then want[#want + 1] = "first" .. i end end
+    for i = 1, 7 do want[#want + 1] = "second" .. i end
+    assert.are.same(want, log)
+  end)
+end)
+
 describe("a million timers", function()
   it("fire in deadline order, cancelled ones never, and their memory comes back #scale", function()
     local N = 1000000
