@@ -132,6 +132,13 @@ void txaio__settle(lua_State *L, int fidx, FutureState state, int vidx) {
 /* Attaches the pair at cbidx/ebidx (either may be nil) to the future at fidx. */
 void txaio__addcallbacks(lua_State *L, int fidx, int cbidx, int ebidx) {
   Future *f = (Future *)lua_touserdata(L, fidx);
+  int list = 0;
+  if (f->state == FUT_PENDING && f->ncallbacks == 1) {
+    /* the list a second pair needs, made before f is looked at again: allocating may run
+       finalizers, which may complete f or add pairs to it */
+    lua_createtable(L, 4, 0);
+    list = lua_gettop(L);
+  }
   if (!lua_isnil(L, ebidx)) f->observed = 1;
   if (f->state != FUT_PENDING) {
     lua_getiuservalue(L, fidx, FS_VALUE);
@@ -139,6 +146,7 @@ void txaio__addcallbacks(lua_State *L, int fidx, int cbidx, int ebidx) {
     lua_pushvalue(L, ebidx);
     dispatch_pair(L, (FutureState)f->state, lua_gettop(L) - 2);
     lua_pop(L, 1);
+    if (list) lua_remove(L, list);
     return;
   }
   if (f->ncallbacks == 0) {
@@ -148,7 +156,7 @@ void txaio__addcallbacks(lua_State *L, int fidx, int cbidx, int ebidx) {
     lua_setiuservalue(L, fidx, FS_ERRBACK);
   } else {
     if (f->ncallbacks == 1) {   /* a second pair: both move into a list held in FS_CALLBACK */
-      lua_createtable(L, 4, 0);
+      lua_pushvalue(L, list);
       lua_getiuservalue(L, fidx, FS_CALLBACK);
       lua_rawseti(L, -2, 1);
       lua_getiuservalue(L, fidx, FS_ERRBACK);
@@ -166,6 +174,7 @@ void txaio__addcallbacks(lua_State *L, int fidx, int cbidx, int ebidx) {
     lua_rawseti(L, -2, 2 * f->ncallbacks + 2);
     lua_pop(L, 1);
   }
+  if (list) lua_remove(L, list);
   f->ncallbacks++;
 }
 
@@ -244,8 +253,9 @@ static int fut_reject(lua_State *L) {
   Future *f = txaio__upcheckfuture(L, 1);
   luaL_argexpected(L, !lua_isnoneornil(L, 2), 2, "error value");
   lua_settop(L, 2);
+  /* the failure before the check: making it allocates, so a finalizer may run and complete f */
+  txaio__tofailure(L, 2, 1);
   if (check_completable(L, f)) {
-    txaio__tofailure(L, 2, 1);
     txaio__settle(L, 1, FUT_FAILED, 3);
     txaio__drain(L);
   }
@@ -267,6 +277,13 @@ static int fut_cancel(lua_State *L) {
     lua_pushboolean(L, 0);
     return 1;
   }
+  /* the failure first: making it allocates, so finalizers may run and complete or cancel f */
+  push_cancelled_error(L, 2);   /* 3 */
+  txaio__tofailure(L, 3, 1);    /* 4 */
+  if (f->state != FUT_PENDING || f->settling) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
   if (lua_getiuservalue(L, 1, FS_CANCELLER) != LUA_TNIL) {
     int status;
     f->settling = 1;
@@ -276,16 +293,13 @@ static int fut_cancel(lua_State *L) {
     status = lua_pcall(L, 1, 0, -3);
     f->settling = 0;
     if (status != LUA_OK) txaio__report(L, "canceller", lua_gettop(L));
-    lua_settop(L, 2);
     if (f->state != FUT_PENDING) {   /* the canceller completed the future itself */
       txaio__drain(L);
       lua_pushboolean(L, 1);
       return 1;
     }
   }
-  lua_settop(L, 2);
-  push_cancelled_error(L, 2);
-  txaio__tofailure(L, 3, 1);
+  lua_settop(L, 4);
   f->cancelled = 1;
   txaio__settle(L, 1, FUT_FAILED, 4);
   txaio__drain(L);
