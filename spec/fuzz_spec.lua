@@ -1,5 +1,51 @@
--- What `make fuzz` (spec/fuzz/harness.c, libFuzzer) found, as plain specs through the public API.
+-- The fuzz corpus as a regression suite, and what `make fuzz` found as plain specs.
+--
+-- Every input in spec/fuzz-corpus/ runs through the interpreter the libFuzzer harness uses
+-- (spec/fuzz/ops.lua), in this process and against the ordinary build, with Lua stand-ins for the
+-- C embedding API: each must complete with every invariant holding. No clang needed.
 local txaio = require "txaio"
+local core = require "txaio.core"
+local compat = require "compat"
+
+local CORPUS = "spec/fuzz-corpus"
+local ops = dofile("spec/fuzz/ops.lua")
+
+-- What the harness gives ops.lua, in Lua: a fake clock, the main loop on it (selected), loops with
+-- a Lua adapter for env.new_loop, and the core's functions where the harness calls txaio.h.
+local function make_env(txaio_api)
+  local clock, wake_at = 0, nil
+  local env = { txaio = txaio_api or txaio, after_end = "inert" }
+  env.clock = function() return clock end
+  env.set_clock = function(t) clock = t end
+  txaio.use_host { now = function() return clock end, wake = function(d) wake_at = clock + d end }
+  env.wake_at = function() return wake_at end
+  env.new_loop = function()
+    local at
+    local loop = txaio.host_loop { now = function() return clock end, wake = function(d) at = clock + d end }
+    return loop, function() return at end
+  end
+  env.tick = function() return txaio.tick() or -1 end
+  env.new_future, env.resolve, env.reject = core.create_future, core.resolve, core.reject
+  env.is_future = core.is_future
+  env.gc = function() collectgarbage() end
+  return env
+end
+
+local function read(path)
+  local f = assert(io.open(path, "rb"))
+  local data = f:read("*a")
+  f:close()
+  return data
+end
+
+local function corpus_files()
+  local out, ok = compat.run("ls -1 " .. CORPUS)
+  assert(ok, out)
+  local files = {}
+  for name in out:gmatch("[^\n]+") do files[#files + 1] = name end
+  table.sort(files)
+  return files
+end
 
 -- An object whose finalizer runs `act()` when the collector finalizes it while `window.open` is
 -- set, and otherwise re-arms itself for the next cycle: user code that runs at whatever allocation
@@ -30,7 +76,9 @@ local function finalizer_loop(window)
 end
 
 -- Runs attempt(window) until the finalizer has acted inside it `n` times (or `tries` run out),
--- with a collector that never pauses, so that it steps inside every call that allocates.
+-- with a collector that never pauses, so that it steps inside every call that allocates. Returns
+-- how often it acted: where it landed is up to the collector (on 5.4 it is the same every run;
+-- LuaJIT's collector sometimes never lands inside the call, and the spec is then pending).
 local function with_finalizers_inside(n, tries, attempt)
   local window = {}
   local pause = collectgarbage("setpause", 0)
@@ -105,7 +153,8 @@ describe("fuzz regressions", function()
       t.now = start
       local ok, err = pcall(function() return bt:call_later(1, print) end)
       assert.is_false(ok)
-      assert.truthy(tostring(err):find("bad argument #1 to 'call_later' (deadline out of range", 1, true), err)
+      -- (LuaJIT words a method's argument error as 'bad argument #2 to '?'')
+      assert.truthy(tostring(err):find("(deadline out of range (2^53 milliseconds or more", 1, true), err)
       assert.are.equal(0, loop:pending())
       -- plain timers take such clocks as they are
       assert.is_true(txaio.call_later(1, print):active())
@@ -141,7 +190,10 @@ describe("fuzz regressions", function()
         local state = ok and "callback " .. tostring(r) or "errback " .. tostring(r)
         if #ran ~= 1 or ran[1] ~= state then wrong[#wrong + 1] = table.concat(ran, ", ") .. " / " .. state end
       end)
-      assert.is_true(acted > 0, "the finalizer never ran inside " .. how .. "()")
+      if acted == 0 then
+        pending("this collector never ran the finalizer inside " .. how .. "(): nothing was tested")
+        return
+      end
       assert.are.same({}, wrong)
     end)
   end
@@ -161,7 +213,111 @@ describe("fuzz regressions", function()
       window.open, window.act = false, nil
       if f:is_called() and second ~= 1 then lost = lost + 1 end
     end)
-    assert.is_true(acted > 0, "the finalizer never ran inside add_callbacks()")
+    if acted == 0 then   -- seen now and then on LuaJIT, whose collector steps elsewhere
+      pending("this collector never ran the finalizer inside add_callbacks(): nothing was tested")
+      return
+    end
     assert.are.equal(0, lost)
+  end)
+end)
+
+describe("the fuzz corpus", function()
+  local previous
+  before_each(function() previous = txaio.config.loop end)
+  after_each(function() txaio.config.loop = previous end)
+
+  local files = corpus_files()
+  local totals = { ops = 0, callbacks = 0, timers_fired = 0, errors = 0, raised = 0, opcount = {} }
+
+  it("has the hand-made seeds and stays small", function()
+    local seeds = 0
+    for _, name in ipairs(files) do if name:match("^seed%-") then seeds = seeds + 1 end end
+    assert.is_true(seeds >= 10, "seeds: " .. seeds)
+    assert.is_true(#files <= 200, #files .. " files in " .. CORPUS)
+  end)
+
+  for _, name in ipairs(files) do
+    it("replays " .. name .. " with every invariant holding", function()
+      local input = read(CORPUS .. "/" .. name)
+      local ok, stats = pcall(ops.run, input, make_env())
+      assert(ok, stats)
+      -- the interpreter's own accounting agrees with itself
+      assert.is_true(stats.ops >= 1 and stats.ops <= ops.MAX_OPS)
+      assert.is_true(stats.errors <= stats.calls)
+      assert.are.equal(stats.raised.callback, stats.reports.callback)
+      assert.are.equal(stats.raised.canceller, stats.reports.canceller)
+      assert.is_true(stats.budget_left >= 0)
+      totals.ops = totals.ops + stats.ops
+      totals.callbacks = totals.callbacks + stats.callbacks
+      totals.timers_fired = totals.timers_fired + stats.timers_fired
+      totals.errors = totals.errors + stats.errors
+      totals.raised = totals.raised + stats.raised.callback + stats.raised.canceller
+      for op, n in pairs(stats.opcount) do totals.opcount[op] = (totals.opcount[op] or 0) + n end
+    end)
+  end
+
+  it("exercises every operation, and callbacks, timers and errors, across the corpus", function()
+    local missing = {}
+    for _, op in ipairs(ops.OPS) do
+      if not totals.opcount[op] then missing[#missing + 1] = op end
+    end
+    assert.are.same({}, missing)
+    assert.is_true(totals.callbacks > 0 and totals.timers_fired > 0 and totals.errors > 0 and totals.raised > 0)
+  end)
+
+  -- The checker must catch a broken library, or the replays above prove nothing.
+  describe("catches a library that", function()
+    local function broken(overrides)
+      return setmetatable(overrides, { __index = txaio })
+    end
+    local function violation(api, seed)
+      local ok, err = pcall(ops.run, read(CORPUS .. "/seed-" .. seed), make_env(api))
+      assert.is_false(ok)
+      return tostring(err)
+    end
+
+    it("runs a callback twice", function()
+      local err = violation(broken {
+        add_callbacks = function(f, cb, eb)
+          local r = txaio.add_callbacks(f, cb, eb)
+          if cb ~= nil then txaio.add_callbacks(f, cb) end
+          return r
+        end,
+      }, "futures")
+      assert.truthy(err:find("ran twice", 1, true), err)
+    end)
+
+    it("runs a timer before its deadline", function()
+      local err = violation(broken {
+        call_later = function(delay, fn, ...)
+          if type(delay) == "number" then delay = delay / 2 end
+          return txaio.call_later(delay, fn, ...)
+        end,
+      }, "timers")
+      assert.truthy(err:find("before its deadline", 1, true), err)
+    end)
+
+    it("accepts a delay it must refuse", function()
+      local err = violation(broken {
+        call_later = function(delay, fn, ...)
+          if delay ~= delay then delay = 0 end
+          return txaio.call_later(delay, fn, ...)
+        end,
+      }, "timers")
+      assert.truthy(err:find("did not raise", 1, true), err)
+    end)
+
+    it("gathers the wrong results", function()
+      local err = violation(broken {
+        gather = function(list, consume)
+          local g = txaio.gather(list, consume)
+          local wrong = txaio.create_future()
+          g:add_callbacks(function(r) r[1] = "wrong"; txaio.resolve(wrong, r) end,
+                          function(e) txaio.reject(wrong, e) end)
+          return wrong
+        end,
+      }, "gather")
+      assert.truthy(err:find("gather", 1, true), err)
+    end)
   end)
 end)

@@ -132,8 +132,9 @@ fuzz-long: all
 # ASan and UBSan (into build/fuzz/, never the ordinary build), and hands each input to
 # spec/fuzz/ops.lua, which reads it as operations on futures, failures, timers and loops (see
 # docs/reliability.md). `make fuzz` runs it for $(FUZZ_TIME) seconds on a scratch corpus seeded
-# from spec/fuzz-corpus/, then merges the inputs that reach new coverage back into
-# spec/fuzz-corpus/ (-merge=1 adds only those, so the committed corpus stays small); a crash, leak,
+# from spec/fuzz-corpus/, then merges the inputs that reach new code back into spec/fuzz-corpus/
+# (-merge=1 -use_counters=0: only an input that covers an edge no committed input covers is added,
+# so the committed corpus stays small; the run itself also counts hits, to explore); a crash, leak,
 # sanitizer report, broken invariant or timeout fails the target and names the reproducer.
 # spec/fuzz_spec.lua replays the committed corpus in `make test`, without clang.
 FUZZ_TIME    ?= 60
@@ -175,10 +176,10 @@ fuzz: fuzz-build
 	  echo "fuzz: libFuzzer exited with status $$status; reproducer: $${found:-none (see the log)}"; \
 	  for f in $$found; do echo "  replay: $(FUZZ_BIN) $$f   (TXAIO_FUZZ_TRACE=1 lists the operations)"; done; \
 	  exit 1; fi; \
-	grep -E '^#[0-9]+ *DONE|^stat::(number_of_executed_units|average_exec_per_sec|new_units_added|peak_rss_mb)' \
+	grep -E '^Done [0-9]+ runs|^stat::(number_of_executed_units|average_exec_per_sec|new_units_added|peak_rss_mb)' \
 	  $(FUZZ_BUILD)/fuzz.log
 	@before=$$(ls $(FUZZ_CORPUS) | wc -l); \
-	$(FUZZ_ENV) $(FUZZ_BIN) -merge=1 -max_len=$(FUZZ_MAX_LEN) $(FUZZ_CORPUS) $(FUZZ_BUILD)/corpus \
+	$(FUZZ_ENV) $(FUZZ_BIN) -merge=1 -use_counters=0 -max_len=$(FUZZ_MAX_LEN) $(FUZZ_CORPUS) $(FUZZ_BUILD)/corpus \
 	  > $(FUZZ_BUILD)/merge.log 2>&1 || { tail -30 $(FUZZ_BUILD)/merge.log; echo "fuzz: merge failed"; exit 1; }; \
 	after=$$(ls $(FUZZ_CORPUS) | wc -l); \
-	echo "fuzz: no crash; $(FUZZ_CORPUS)/ has $$after inputs ($$((after - before)) new, $$(du -sk $(FUZZ_CORPUS) | cut -f1) KB)"
+	echo "fuzz: no crash; $(FUZZ_CORPUS)/ has $$after inputs ($$((after - before)) new, $$(cat $(FUZZ_CORPUS)/* | wc -c) bytes)"
