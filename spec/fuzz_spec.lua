@@ -221,6 +221,54 @@ describe("fuzz regressions", function()
   end)
 end)
 
+describe("a host whose wake() runs the loop before returning", function()
+  local previous
+  before_each(function() previous = txaio.config.loop end)
+  after_each(function() txaio.config.loop = previous end)
+
+  -- The wake-up ran the loop (firing the new timer) and then raised: call_later's undo took out
+  -- of the heap a timer that was no longer in it, which dropped another pending timer, put
+  -- LUA_NOREF on the free list of ROOTS and made a later cancel read past the heap
+  -- (heap-buffer-overflow under ASan; a crash at exit without it).
+  it("makes call_later raise and leaves the other timers intact", function()
+    local clock, mode = 0, "record"
+    txaio.use_host { now = function() return clock end,
+      wake = function(_, run) if mode == "run, then raise" then run(); error("wake failed") end end }
+    local fired, handles = {}, {}
+    for i = 1, 5 do handles[i] = txaio.call_later(1 + i, function() fired[#fired + 1] = i end) end
+    mode = "run, then raise"
+    local ok, err = pcall(txaio.call_later, 0, function() fired[#fired + 1] = "zero" end)
+    mode = "record"
+    assert.is_false(ok)
+    assert.truthy(tostring(err):find("tick() called from inside the loop's wake()", 1, true), err)
+    assert.are.equal(5, txaio.config.loop:pending())
+    clock = 100
+    txaio.tick()
+    assert.are.same({ 1, 2, 3, 4, 5 }, fired)
+    for i = 1, 5 do assert.is_false(handles[i]:cancel()) end
+    assert.are.equal(0, txaio.config.loop:pending())
+  end)
+
+  -- bt:call_later made the bucket's timer before adding the call to the bucket; a wake-up that
+  -- ran the loop fired the still empty bucket, which forgot itself, and the call never ran.
+  it("makes bt:call_later raise instead of losing the call", function()
+    local clock = 1
+    txaio.use_host { now = function() return clock end,
+      wake = function(delay, run) if delay == 0 then run() end end }
+    local bt = txaio.make_batched_timer(0.5)
+    local ok, err = pcall(function() return bt:call_later(0, print) end)   -- bucket due at 1.0 = now
+    assert.is_false(ok)
+    assert.truthy(tostring(err):find("tick() called from inside the loop's wake()", 1, true), err)
+    assert.are.equal(0, txaio.config.loop:pending())
+    local ran = false
+    local h = bt:call_later(0.2, function() ran = true end)   -- a later bucket: wake(0.5), no run
+    clock = 2
+    txaio.tick()
+    assert.is_true(ran)
+    assert.is_false(h:active())
+  end)
+end)
+
 describe("the fuzz corpus", function()
   local previous
   before_each(function() previous = txaio.config.loop end)

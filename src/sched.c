@@ -93,6 +93,7 @@ double txaio__checkdelay(lua_State *L, int arg) {
 ** re-raise; 1 otherwise.
 */
 static int call_wake(lua_State *L, int sidx, Scheduler *s, double delay) {
+  int ok;
   if (s->c_wake) {
     s->c_wake(s->c_ud, delay);
     return 1;
@@ -103,7 +104,10 @@ static int call_wake(lua_State *L, int sidx, Scheduler *s, double delay) {
   }
   if (delay >= 0) lua_pushnumber(L, delay);
   else lua_pushnil(L);
-  return lua_pcall(L, 1, 0, 0) == LUA_OK;
+  s->waking = 1;
+  ok = lua_pcall(L, 1, 0, 0) == LUA_OK;
+  s->waking = 0;
+  return ok;
 }
 
 static void timer_release(lua_State *L, int tidx, Timer *t, int sidx);
@@ -277,6 +281,12 @@ double txaio__sched_tick(lua_State *L, int sidx) {
   HeapNode *top;
   int msgh;
   sidx = lua_absindex(L, sidx);
+  /* The caller of wake() is half-way through (call_later has pushed its timer but would undo it
+     if wake() raised; bt:call_later has not filled the new bucket yet): running timers now would
+     corrupt the heap or lose the call. txaio.h already forbids it from C. */
+  if (txaio_unlikely(s->waking))
+    luaL_error(L, "txaio: tick() called from inside the loop's wake(); call run() later, from the "
+               "host's own loop");
   now = txaio__sched_now(L, sidx);
   if (s->firing) return now;   /* tick() from inside a timer callback: the outer tick goes on */
   limit = s->seq;
