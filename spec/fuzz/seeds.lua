@@ -200,6 +200,17 @@ local SEEDS = {
     op("clock", STEP.e300), op("batched_call_later", 0, D.zero, 5, FN.rec, ARGS0),
     op("call_later", 6, D.big, FN.rec, ARGS0), op("tick", 2),
   },
+  -- a Lua adapter whose wake() raises, runs the loop from inside (refused), or both
+  wake = {
+    op("select_loop", 2, 0), op("clock", STEP.one),
+    op("call_later", 0, D.ten, FN.rec, ARGS0),
+    op("modes", 2), op("call_later", 1, D.one, FN.rec, ARGS0), op("sleep", 0, D.half),
+    op("modes", 4), op("call_later", 2, D.zero, FN.rec, ARGS0),
+    op("make_batched_timer", 0, 3, 0), op("batched_call_later", 0, D.zero, 3, FN.rec, ARGS0),
+    op("modes", 6), op("call_later", 3, D.ms, FN.rec, ARGS0), op("handle", 0, 0),
+    op("modes", 0), op("call_later", 4, D.half, FN.rec, ARGS0), op("tick", 3, 4), op("tick", 2),
+    op("modes", 2), op("tick", 1, 2), op("modes", 0), op("tick", 3, 4),
+  },
   -- the C embedding API: txaio_newfuture, txaio_resolve, txaio_reject
   c_api = {
     op("c_new_future", 0), op("c_new_future", 1), op("c_new_future", 2),
@@ -230,7 +241,7 @@ local SEEDS = {
   },
   -- everything at once: bursts past the heap's shrink threshold, chains, impostors, the reporter
   mixed = {
-    op("report_mode", 1),
+    op("modes", 1),
     op("burst", 31, 0, 1, 0),
     op("create_future", 0, 0),
     op("impostor", 0, 0),
@@ -240,7 +251,7 @@ local SEEDS = {
     op("chain", 40, 2, 7),
     op("add_callbacks", 0, FN.raise(0, 1), FN.raise(2), 0),
     op("resolve", 0, VIA.txaio, V.impostor(2)),
-    op("report_mode", 0),
+    op("modes", 0),
     op("tick", 3, 7), op("clock", STEP.thousand), op("tick", 0),
     op("burst", 0, 0, 0, 3),
     op("gather", 4, 255, 0, 0),
