@@ -269,6 +269,39 @@ describe("a host whose wake() runs the loop before returning", function()
   end)
 end)
 
+describe("a loop collected before a finalizer that still uses it", function()
+  -- Finalizers run newest first: an object made before a loop is finalized after it, and may
+  -- still reach it. It used to find a scheduler whose heap was freed (and, for a C host, whose
+  -- clock data txaio_Free had released: its now() was called after that) and re-grow the heap,
+  -- which nothing freed again.
+  it("makes every call on that loop raise", function()
+    if _VERSION == "Lua 5.1" then
+      pending("needs __gc on tables and the finalization order of Lua 5.2 and later")
+      return
+    end
+    local results = {}
+    do
+      local user = setmetatable({}, { __gc = function(self)
+        for _, name in ipairs { "call_later", "sleep", "tick" } do
+          local ok, err = pcall(self.api[name], 1, print)
+          results[name] = ok and "no error" or tostring(err)
+        end
+        local ok, err = pcall(self.bt.call_later, self.bt, 1, print)
+        results.batched = ok and "no error" or tostring(err)
+      end })
+      local loop = txaio.host_loop { now = function() return 0 end }   -- newer: finalized first
+      user.api = txaio.with_config { loop = loop }
+      user.bt = user.api.make_batched_timer(1)
+    end
+    collectgarbage()
+    collectgarbage()
+    for _, name in ipairs { "call_later", "sleep", "tick", "batched" } do
+      assert.truthy(tostring(results[name]):find("this loop was garbage-collected", 1, true),
+        name .. ": " .. tostring(results[name]))
+    end
+  end)
+end)
+
 describe("the fuzz corpus", function()
   local previous
   before_each(function() previous = txaio.config.loop end)

@@ -54,6 +54,11 @@ static int adapter_error(lua_State *L, const char *fname) {
 double txaio__sched_now(lua_State *L, int sidx) {
   Scheduler *s = (Scheduler *)lua_touserdata(L, sidx);
   double t;
+  /* Every use of a scheduler reads its clock first. Objects die together, and finalizers run
+     newest first: another object's finalizer may still reach a loop whose own one has released
+     the host's data (txaio_Free) and the heap. */
+  if (txaio_unlikely(s->closed))
+    luaL_error(L, "txaio: this loop was garbage-collected; it cannot schedule or tick any more");
   if (s->c_now) {
     t = s->c_now(s->c_ud);
   } else if (lua_getiuservalue(L, sidx, SS_NOW) == LUA_TNIL) {
@@ -464,6 +469,7 @@ static int sched_gc(lua_State *L) {
     t->node.tag = LUA_NOREF;
   }
   txaio__heap_free(&s->heap, alloc, ud);
+  s->closed = 1;
   if (s->c_free) {
     s->c_free(s->c_ud);
     s->c_free = NULL;

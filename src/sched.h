@@ -21,6 +21,7 @@ typedef struct Scheduler {
   double armed;      /* deadline the backend was last asked to wake us for; HUGE_VAL if none */
   int firing;
   int waking;        /* a Lua wake-up is running: a tick from inside it is refused */
+  int closed;        /* finalized (sched_gc ran): a finalizer that outlived it must not use it */
   /* ROOTS slots: the highest in use so far, and the first free one (0: none); each free slot holds
      the number of the next, as luaL_ref's list does, but with the head here instead of in t[0] */
   int roots_top, roots_free;
