@@ -143,11 +143,6 @@ void txaio__sched_add(lua_State *L, int sidx, double due, int fnidx, int firstar
   Timer *t;
   int i;
   sidx = lua_absindex(L, sidx);
-  {
-    void *ud;
-    lua_Alloc alloc = lua_getallocf(L, &ud);
-    if (!txaio__heap_reserve(&s->heap, alloc, ud)) luaL_error(L, "not enough memory");
-  }
   t = (Timer *)lua_newuserdatauv(L, sizeof(Timer), TS_ARGS - 1 + nargs);
   t->node.tag = LUA_NOREF;
   t->sched = NULL;
@@ -160,6 +155,13 @@ void txaio__sched_add(lua_State *L, int sidx, double due, int fnidx, int firstar
     lua_setiuservalue(L, -2, TS_ARGS + i);
   }
   lua_getiuservalue(L, sidx, SS_ROOTS);
+  {
+    /* room in the heap only now: the allocations above may run finalizers, and one that
+       schedules on this loop too would take a slot reserved before them */
+    void *ud;
+    lua_Alloc alloc = lua_getallocf(L, &ud);
+    if (!txaio__heap_reserve(&s->heap, alloc, ud)) luaL_error(L, "not enough memory");
+  }
   lua_pushvalue(L, -2);
   t->node.tag = roots_add(L, s, lua_gettop(L) - 1);
   lua_pop(L, 1);
