@@ -45,6 +45,7 @@ static double fake_clock;
 static HostLoop loops[MAX_LOOPS];
 static int nloops;
 
+int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void die(const char *why) {
@@ -207,12 +208,9 @@ static int dump_writer(lua_State *L, const void *p, size_t sz, void *ud) {
 }
 
 static void compile_chunks(void) {
-  static int done = 0;
   char path[4096];
   lua_State *L;
   int i;
-  if (done) return;
-  done = 1;
   L = luaL_newstate();
   if (L == NULL) die("luaL_newstate failed");
   for (i = 0; i < NCHUNKS; i++) {
@@ -283,10 +281,17 @@ static int run(lua_State *L) {
   return 0;
 }
 
+/* Before the first input: memory it allocates would look like that input's leak to libFuzzer. */
+int LLVMFuzzerInitialize(int *argc, char ***argv) {
+  (void)argc;
+  (void)argv;
+  compile_chunks();
+  return 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   lua_State *L;
   int i, status;
-  compile_chunks();
   fake_clock = 0;
   memset(loops, 0, sizeof loops);
   nloops = 1;

@@ -159,6 +159,7 @@ $(FUZZ_BIN): spec/fuzz/harness.c $(FUZZ_OBJS) src/txaio.h spec/support/check.mk
 	  -DTXAIO_FUZZ_ROOT='"$(CURDIR)"' -o $@ spec/fuzz/harness.c $(FUZZ_OBJS) $(LUA_LIBS) -lm
 
 fuzz-build:
+	@[ "$(LUA)" = lua5.4 ] || { echo "fuzz: the harness embeds Lua 5.4; run it with LUA=lua5.4 (the default)"; exit 1; }
 	@sh .ci/deps clang $(LUA_DEBS)
 	@$(MAKE) --no-print-directory $(FUZZ_BIN)
 
