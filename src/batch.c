@@ -115,12 +115,25 @@ void txaio__bucket_fire(lua_State *L, int bidx, int sidx, double now) {
 /* bt:call_later(delay, fn, ...) */
 static int bt_call_later(lua_State *L) {
   Batched *bt = (Batched *)luaL_checkudata(L, 1, TXAIO_BATCHED_MT);
-  int nargs = lua_gettop(L) - 3, sidx, bidx, i;
+  int nargs = lua_gettop(L) - 3, sidx, bidx, cidx, i;
   double delay = txaio__checkdelay(L, 2), due, fire_at;
   lua_Integer k;
   Bucket *b;
   BatchedCall *c;
   txaio__checkcallable(L, 3, 0);
+  /* the call first: allocating may run finalizers, and one that ticks the loop could fire, and
+     forget, the very bucket looked up below before the call is in it */
+  c = (BatchedCall *)lua_newuserdatauv(L, sizeof(BatchedCall), BC_ARGS - 1 + nargs);
+  c->nargs = nargs;
+  c->active = 0;
+  luaL_setmetatable(L, TXAIO_BCALL_MT);
+  lua_pushvalue(L, 3);
+  lua_setiuservalue(L, -2, BC_FN);
+  for (i = 0; i < nargs; i++) {
+    lua_pushvalue(L, 4 + i);
+    lua_setiuservalue(L, -2, BC_ARGS + i);
+  }
+  cidx = lua_gettop(L);
   lua_getiuservalue(L, 1, BT_SCHED);
   sidx = lua_gettop(L);
   due = txaio__sched_now(L, sidx) + delay;
@@ -153,25 +166,17 @@ static int bt_call_later(lua_State *L) {
     b = (Bucket *)lua_touserdata(L, -1);
     bidx = lua_gettop(L);
   }
-  c = (BatchedCall *)lua_newuserdatauv(L, sizeof(BatchedCall), BC_ARGS - 1 + nargs);
   c->due = due;
-  c->nargs = nargs;
   c->active = 1;
-  luaL_setmetatable(L, TXAIO_BCALL_MT);
   lua_pushvalue(L, bidx);
-  lua_setiuservalue(L, -2, BC_BUCKET);
-  lua_pushvalue(L, 3);
-  lua_setiuservalue(L, -2, BC_FN);
-  for (i = 0; i < nargs; i++) {
-    lua_pushvalue(L, 4 + i);
-    lua_setiuservalue(L, -2, BC_ARGS + i);
-  }
+  lua_setiuservalue(L, cidx, BC_BUCKET);
   if (due < b->earliest) b->earliest = due;
   lua_getiuservalue(L, bidx, BK_CALLS);
-  lua_pushvalue(L, -2);
+  lua_pushvalue(L, cidx);
   lua_rawseti(L, -2, ++b->count);
   lua_pop(L, 1);
   b->live++;
+  lua_pushvalue(L, cidx);
   return 1;
 }
 
