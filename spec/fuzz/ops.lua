@@ -852,10 +852,11 @@ function M.run(input, env)
     local s, delay = slot(NF), pick(DELAYS)
     local loop = loop_of(S.cur)
     local now = loop and loop_now(loop)
-    local res = try("sleep", loop_ok() and finite(delay), S.acts, txaio.sleep, delay)
+    local res, disturbed = try("sleep", loop_ok() and finite(delay), S.acts, txaio.sleep, delay)
     if not res[1] then return end
     local f = res[2]
-    put_future(s, f)
+    -- a finalizer that ticked the loop during sleep() may have resolved a sleep(0) already
+    put_future(s, f, disturbed and f:is_called() and "resolved" or nil, nil)
     if now == nil or not finite(delay) then return end
     local due = now + (delay > 0 and delay or 0)
     local id = meta(f).id
