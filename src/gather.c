@@ -17,11 +17,42 @@ int txaio__isgather(lua_State *L, int idx) {
   return luaL_testudata(L, idx, TXAIO_GATHER_MT) != NULL;
 }
 
+/*
+** Gathers of gathers settle one another recursively, in C, from inside the first settle. Past
+** this many stack slots (a few hundred levels), the rest is queued on the run queue instead: the
+** order callbacks run in only changes for nesting that deep, and any depth runs in bounded C stack.
+*/
+#define DEFER_ABOVE 1000
+
+/* Queued by settle_result: settles the future in upvalue 1 with the value passed, as upvalue 2. */
+static int finish_deferred(lua_State *L) {
+  lua_settop(L, 1);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  if (((Future *)lua_touserdata(L, 2))->state == FUT_PENDING)   /* not cancelled meanwhile */
+    txaio__settle(L, 2, (FutureState)lua_tointeger(L, lua_upvalueindex(2)), 1);
+  return 0;
+}
+
+static void settle_result(lua_State *L, int ridx, FutureState st, int vidx) {
+  if (lua_gettop(L) < DEFER_ABOVE) {
+    txaio__settle(L, ridx, st, vidx);
+    return;
+  }
+  lua_pushvalue(L, ridx);
+  lua_pushinteger(L, (lua_Integer)st);
+  lua_pushcclosure(L, finish_deferred, 2);
+  txaio__enqueue(L, lua_gettop(L), vidx);
+  lua_pop(L, 1);
+}
+
 /* Records item 'slot' of the gather at gidx; completes the gathered future when all are in. */
 void txaio__gather_settle(lua_State *L, int gidx, int slot, FutureState st, int vidx) {
   Gather *g = (Gather *)lua_touserdata(L, gidx);
   Future *result;
   if (g->done) return;
+  /* a gather of a gather of ... settles them all from here, recursively, within one C call: each
+     level needs a few more stack slots than the LUA_MINSTACK the caller was given */
+  luaL_checkstack(L, 10, "too many nested gathers");
   lua_getiuservalue(L, gidx, GS_RESULT);
   result = (Future *)lua_touserdata(L, -1);
   if (result->state != FUT_PENDING) {   /* cancelled by its consumer: stop collecting */
@@ -31,7 +62,7 @@ void txaio__gather_settle(lua_State *L, int gidx, int slot, FutureState st, int 
   }
   if (st == FUT_FAILED && !g->consume) {
     g->done = 1;
-    txaio__settle(L, lua_gettop(L), FUT_FAILED, vidx);
+    settle_result(L, lua_gettop(L), FUT_FAILED, vidx);
     lua_pop(L, 1);
     return;
   }
@@ -40,7 +71,7 @@ void txaio__gather_settle(lua_State *L, int gidx, int slot, FutureState st, int 
   lua_rawseti(L, -2, slot);
   if (--g->remaining == 0) {
     g->done = 1;
-    txaio__settle(L, lua_gettop(L) - 1, FUT_RESOLVED, lua_gettop(L));
+    settle_result(L, lua_gettop(L) - 1, FUT_RESOLVED, lua_gettop(L));
   }
   lua_pop(L, 2);
 }
