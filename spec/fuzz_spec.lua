@@ -361,6 +361,33 @@ describe("gathers nested in gathers", function()
   end
 end)
 
+describe("timer callbacks with many arguments", function()
+  local previous
+  before_each(function() previous = txaio.config.loop end)
+  after_each(function() txaio.config.loop = previous end)
+
+  -- A timer's arguments are pushed on the stack of whatever ticks the loop, without making room
+  -- for them: ticked from a coroutine (whose stack starts small), 60 arguments wrote past the Lua
+  -- stack (valgrind) and 100 crashed. Same for batched calls.
+  it("reach the callback when a coroutine ticks the loop", function()
+    txaio.use_host { now = function() return 0 end }
+    local args = {}
+    for i = 1, 200 do args[i] = i end
+    local got = {}
+    local function record(...) got[#got + 1] = compat.pack(...) end
+    txaio.call_later(0, record, compat.unpack(args))
+    local bt = txaio.make_batched_timer(0.001)
+    bt:call_later(0, record, compat.unpack(args))
+    coroutine.wrap(function() txaio.tick() end)()
+    coroutine.wrap(function() txaio.tick() end)()
+    assert.are.equal(2, #got)
+    for _, call in ipairs(got) do
+      assert.are.equal(200, call.n)
+      assert.are.equal(200, call[200])
+    end
+  end)
+end)
+
 describe("a host whose wake() runs the loop before returning", function()
   local previous
   before_each(function() previous = txaio.config.loop end)

@@ -85,6 +85,8 @@ void txaio__bucket_fire(lua_State *L, int bidx, int sidx, double now) {
     ran++;
     if (c->active) {
       int i, nargs = c->nargs;
+      /* the arguments, as many as bt:call_later got, and what call_release pushes after them */
+      luaL_checkstack(L, nargs + 8, "too many arguments to a batched call");
       b->live--;
       lua_getiuservalue(L, cidx, BC_FN);
       for (i = 0; i < nargs; i++) lua_getiuservalue(L, cidx, BC_ARGS + i);

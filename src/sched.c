@@ -249,6 +249,9 @@ int txaio__timer_cancel(lua_State *L, int tidx) {
 static void timer_fire(lua_State *L, int tidx, int sidx, int msgh, double now) {
   Timer *t = (Timer *)lua_touserdata(L, tidx);
   int i, fn, nargs = txaio_nuvalue(L, tidx) - TS_FN;
+  /* the arguments, as many as call_later got, and what timer_release pushes after them: on the
+     stack of whoever ticks, which may be a coroutine's small one */
+  luaL_checkstack(L, nargs + 8, "too many arguments to a timer callback");
   lua_getiuservalue(L, tidx, TS_FN);
   fn = lua_gettop(L);
   for (i = 0; i < nargs; i++) lua_getiuservalue(L, tidx, TS_ARGS + i);
