@@ -505,11 +505,28 @@ function M.run(input, env)
     end
   end
 
+  -- Arguments for a timer: 0 to 3 values, or now and then 60 to 240 numbers (what the core
+  -- pushes when the timer fires must fit the stack of whatever ticks).
   local function args_list(depth)
-    local n = byte() % 4
+    local b = byte()
+    if b >= 252 then
+      local a = { n = (b - 251) * 60 }
+      for i = 1, a.n do a[i] = i end
+      return a
+    end
+    local n = b % 4
     local a = { n = n }
     for i = 1, n do a[i] = value(depth) end
     return a
+  end
+
+  -- fn(...) run in a new coroutine, whose stack starts small; errors come back out as errors.
+  local function in_coroutine(fn)
+    return function(...)
+      local res = pack(coroutine.resume(coroutine.create(fn), ...))
+      if not res[1] then error(res[2], 0) end
+      return unpack(res, 2, res.n)
+    end
   end
 
   ------------------------------------------------------------------ actions (from callbacks)
@@ -897,11 +914,14 @@ function M.run(input, env)
     S.clock_bad = not finite(t)
   end
 
+  -- Bit 2 of the kind byte: tick from inside a new coroutine.
   function OP.tick()
-    local kind = byte() % 4
+    local b = byte()
+    local kind = b % 4
+    local wrap = math.floor(b / 4) % 2 == 1 and in_coroutine or function(fn) return fn end
     if kind == 0 then
       local loop = loop_of(S.cur)
-      local res = try("txaio_tick", loop ~= nil, S.acts, env.tick)
+      local res = try("txaio_tick", loop ~= nil, S.acts, wrap(env.tick))
       if res[1] and loop then
         local r, pending = res[2], loop:pending()
         if type(r) ~= "number" or r ~= r then bad("tick returned %s", str(r))
@@ -909,7 +929,7 @@ function M.run(input, env)
       end
     elseif kind == 1 then
       local rec = LOOPS[byte() % #LOOPS + 1]
-      local res = try("loop:tick", true, S.acts, rec.loop.tick, rec.loop)
+      local res = try("loop:tick", true, S.acts, wrap(rec.loop.tick), rec.loop)
       if res[1] then
         local r = res[2]
         if r ~= nil and (type(r) ~= "number" or r ~= r or r < 0) then bad("loop:tick returned %s", str(r)) end
@@ -919,7 +939,9 @@ function M.run(input, env)
     elseif kind == 2 then   -- what a host does: tick each loop whose wake-up time has come
       for _, rec in ipairs(LOOPS) do
         local at = rec.wake_at()
-        if at and not S.clock_bad and at <= env.clock() then try("due tick", true, S.acts, rec.loop.tick, rec.loop) end
+        if at and not S.clock_bad and at <= env.clock() then
+          try("due tick", true, S.acts, wrap(rec.loop.tick), rec.loop)
+        end
       end
     else                    -- jump the clock to the next deadline and tick, a few times
       local rec = S.cur or LOOPS[1]
@@ -927,7 +949,7 @@ function M.run(input, env)
         local due = rec.loop._sched:next_due()
         if due == nil or not finite(due) or S.clock_bad then break end
         if due > env.clock() then env.set_clock(due) end
-        try("tick at deadline", true, S.acts, rec.loop.tick, rec.loop)
+        try("tick at deadline", true, S.acts, wrap(rec.loop.tick), rec.loop)
       end
     end
   end

@@ -220,6 +220,19 @@ local SEEDS = {
     op("select_loop", 1, 0),
     op("call_later", 0, D.one, FN.rec, ARGS0),
   },
+  -- what the core pushes on the stack: 100 gathers nested, 240 timer arguments, a coroutine ticks
+  nested = (function()
+    local prog = { op("create_future", 0, 0), op("gather", 1, 1, 0, 0) }
+    for _ = 1, 100 do prog[#prog + 1] = op("gather", 1, 2, 0, 0) end   -- slot 2 = gather{slot 2}
+    prog[#prog + 1] = op("add_callbacks", 1, FN.rec, FN.rec, 0)
+    prog[#prog + 1] = op("resolve", 0, VIA.txaio, V.str(1))
+    prog[#prog + 1] = op("call_later", 0, D.zero, FN.rec, 255)
+    prog[#prog + 1] = op("make_batched_timer", 0, 0, 0)
+    prog[#prog + 1] = op("batched_call_later", 0, D.zero, 1, FN.rec, 254)
+    prog[#prog + 1] = op("tick", 4)
+    prog[#prog + 1] = op("tick", 7, 2)
+    return prog
+  end)(),
   -- the C embedding API: txaio_newfuture, txaio_resolve, txaio_reject
   c_api = {
     op("c_new_future", 0), op("c_new_future", 1), op("c_new_future", 2),
