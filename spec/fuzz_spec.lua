@@ -107,6 +107,19 @@ local function host_with(t)
   return loop, wakes
 end
 
+-- Ordinary collector pacing for this file, also in the suite's pause-0 pass: there replaying the
+-- corpus alone took over a quarter of an hour. The specs below that need the collector to run
+-- at a given allocation set pause 0 themselves, for just that window.
+local saved_pause, saved_stepmul
+setup(function()
+  saved_pause = collectgarbage("setpause", 200)
+  saved_stepmul = collectgarbage("setstepmul", 100)
+end)
+teardown(function()
+  collectgarbage("setpause", saved_pause)
+  collectgarbage("setstepmul", saved_stepmul)
+end)
+
 describe("fuzz regressions", function()
   local previous
   before_each(function() previous = txaio.config.loop end)
