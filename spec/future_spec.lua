@@ -621,6 +621,68 @@ describe("the order in which callbacks run", function()
   end)
 end)
 
+-- resolve and reject call a lone callback at once when the queue is idle (no round trip through the
+-- queue table); these pin down that the shortcut keeps the queue's order and error handling.
+describe("a future with a single callback pair", function()
+  it("runs callbacks its callback queues after it returns, first in, first out", function()
+    local order = {}
+    local a, b, c = txaio.create_future(), txaio.create_future(), txaio.create_future()
+    txaio.add_callbacks(b, function() order[#order + 1] = "b" end, nil)
+    txaio.add_callbacks(c, function() order[#order + 1] = "c" end, nil)
+    txaio.add_callbacks(a, function()
+      txaio.resolve(b, 1)
+      txaio.reject(c, "no")
+      order[#order + 1] = "a"
+    end, function() order[#order + 1] = "c failed" end)
+    txaio.add_callbacks(c, nil, function() order[#order + 1] = "c errback" end)
+    txaio.resolve(a, 1)
+    assert.same({ "a", "b", "c errback" }, order)
+  end)
+
+  it("reports a raising lone callback and still runs the next resolve's callback", function()
+    local f, g = txaio.create_future(), txaio.create_future()
+    local got
+    txaio.add_callbacks(f, function() error("lone-callback-marker") end, nil)
+    txaio.add_callbacks(g, function(v) got = v end, nil)
+    assert.is_true(pcall(txaio.resolve, f, 1))
+    assert.equal(1, #reports_about("lone-callback-marker"))
+    txaio.resolve(g, "after")
+    assert.equal("after", got)
+  end)
+
+  it("reports a raising lone errback and leaves the future failed", function()
+    local f = txaio.create_future()
+    txaio.add_callbacks(f, nil, function() error("lone-errback-marker") end)
+    assert.is_true(pcall(txaio.reject, f, "why"))
+    assert.equal(1, #reports_about("lone-errback-marker"))
+    local value
+    txaio.add_callbacks(f, nil, function(fail) value = fail.value end)
+    assert.equal("why", value)
+  end)
+
+  it("calls a callable table attached alone", function()
+    local f = txaio.create_future()
+    local got
+    local callable = setmetatable({}, { __call = function(_, v) got = v end })
+    txaio.add_callbacks(f, callable, nil)
+    txaio.resolve(f, "through __call")
+    assert.equal("through __call", got)
+  end)
+
+  it("drops the pair once it has run, so the future does not keep it alive", function()
+    local f = txaio.create_future()
+    local callback = function() end
+    local weak = setmetatable({ callback }, { __mode = "v" })
+    txaio.add_callbacks(f, callback, function() end)
+    callback = nil
+    txaio.resolve(f, 1)
+    collectgarbage()
+    collectgarbage()
+    assert.is_nil(weak[1])
+    assert.is_true(txaio.is_called(f))
+  end)
+end)
+
 describe("errors raised in callbacks", function()
   it("do not escape resolve and do not stop the other callbacks", function()
     local f = txaio.create_future()

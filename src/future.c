@@ -36,6 +36,7 @@ Future *txaio__newfuture(lua_State *L) {
 void txaio__pushfuturemts(lua_State *L) {
   luaL_getmetatable(L, TXAIO_FUTURE_MT);
   luaL_getmetatable(L, TXAIO_UNOBSERVED_MT);
+  txaio__pushrunqueue(L);
 }
 
 Future *txaio__upfuture(lua_State *L, int idx) {
@@ -182,6 +183,10 @@ void txaio__addcallbacks(lua_State *L, int fidx, int cbidx, int ebidx) {
 
 static int fut_create(lua_State *L) {
   Future *f;
+  if (lua_gettop(L) == 0) {   /* the common case: a plain pending future */
+    txaio__upnewfuture(L);
+    return 1;
+  }
   lua_settop(L, 3);
   txaio__checkcallable(L, 3, 1);
   if (!lua_isnil(L, 1) && !lua_isnil(L, 2))
@@ -239,10 +244,35 @@ static int check_completable(lua_State *L, Future *f) {
   return luaL_argerror(L, 1, lua_pushfstring(L, "future already %s", state_names[f->state]));
 }
 
+/*
+** The common case of resolve and reject: one pair attached whose chosen half is a Lua function.
+** Settles f like txaio__settle and runs that function through txaio__runcallback, which calls it
+** at once when the queue is idle. Returns 0, having changed nothing, when the case does not apply.
+*/
+static int settle_one(lua_State *L, Future *f, FutureState state, int vidx) {
+  int top = lua_gettop(L), fn;
+  if (f->ncallbacks != 1) return 0;
+  if (lua_getiuservalue(L, 1, state == FUT_RESOLVED ? FS_CALLBACK : FS_ERRBACK) != LUA_TFUNCTION) {
+    lua_settop(L, top);
+    return 0;
+  }
+  fn = lua_gettop(L);
+  f->state = (unsigned char)state;
+  f->ncallbacks = 0;
+  lua_pushvalue(L, vidx);
+  lua_setiuservalue(L, 1, FS_VALUE);   /* drops the canceller, which shared the slot */
+  lua_pushnil(L);
+  lua_setiuservalue(L, 1, FS_CALLBACK);
+  lua_pushnil(L);
+  lua_setiuservalue(L, 1, FS_ERRBACK);
+  txaio__runcallback(L, TXAIO_UPRUNQUEUE, fn, vidx);
+  return 1;
+}
+
 static int fut_resolve(lua_State *L) {
   Future *f = txaio__upcheckfuture(L, 1);
   lua_settop(L, 2);
-  if (check_completable(L, f)) {
+  if (check_completable(L, f) && !settle_one(L, f, FUT_RESOLVED, 2)) {
     txaio__settle(L, 1, FUT_RESOLVED, 2);
     txaio__drain(L);
   }
@@ -255,7 +285,8 @@ static int fut_reject(lua_State *L) {
   lua_settop(L, 2);
   /* the failure before the check: making it allocates, so a finalizer may run and complete f */
   txaio__tofailure(L, 2, 1);
-  if (check_completable(L, f)) {
+  /* a pair whose errback is a function has observed f, so it needs no watch_unobserved */
+  if (check_completable(L, f) && !settle_one(L, f, FUT_FAILED, 3)) {
     txaio__settle(L, 1, FUT_FAILED, 3);
     txaio__drain(L);
   }
@@ -309,10 +340,14 @@ static int fut_cancel(lua_State *L) {
 
 static int fut_add_callbacks(lua_State *L) {
   Future *f = txaio__upcheckfuture(L, 1);
+  int tcb, teb;
   lua_settop(L, 3);
-  txaio__checkcallable(L, 2, 1);
-  txaio__checkcallable(L, 3, 1);
-  if (lua_isnil(L, 2) && lua_isnil(L, 3))
+  tcb = lua_type(L, 2);
+  teb = lua_type(L, 3);
+  /* functions and nils need no further look; anything else must have a __call */
+  if (tcb != LUA_TFUNCTION && tcb != LUA_TNIL) txaio__checkcallable(L, 2, 1);
+  if (teb != LUA_TFUNCTION && teb != LUA_TNIL) txaio__checkcallable(L, 3, 1);
+  if (tcb == LUA_TNIL && teb == LUA_TNIL)
     return luaL_error(L, "add_callbacks: callback and errback cannot both be nil");
   txaio__addcallbacks(L, 1, 2, 3);
   if (f->state != FUT_PENDING) txaio__drain(L);   /* a pending future only stored the pair */

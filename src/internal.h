@@ -47,15 +47,17 @@ Future *txaio__checkfuture(lua_State *L, int idx);
 Future *txaio__tofuture(lua_State *L, int idx);
 Future *txaio__newfuture(lua_State *L);
 /*
-** Faster versions for the Lua-facing functions registered with txaio__pushfuturemts's two upvalues:
-** they compare metatables by identity instead of looking them up by name. Only for functions
-** called from Lua (never from the embedder's C, where upvalue indices mean nothing).
+** Faster versions for the Lua-facing functions registered with txaio__pushfuturemts's upvalues
+** (the two future metatables, then the run queue): they compare metatables by identity instead of
+** looking them up by name. Only for functions called from Lua (never from the embedder's C, where
+** upvalue indices mean nothing).
 */
 Future *txaio__upfuture(lua_State *L, int idx);
 Future *txaio__upcheckfuture(lua_State *L, int idx);
 Future *txaio__upnewfuture(lua_State *L);
 void txaio__pushfuturemts(lua_State *L);
-#define TXAIO_FUTURE_NUP 2
+#define TXAIO_FUTURE_NUP 3
+#define TXAIO_UPRUNQUEUE lua_upvalueindex(3)
 void txaio__settle(lua_State *L, int fidx, FutureState state, int vidx);
 void txaio__addcallbacks(lua_State *L, int fidx, int cbidx, int ebidx);
 void txaio__openfuture(lua_State *L);
@@ -76,6 +78,9 @@ void txaio__opengather(lua_State *L);
 /* runqueue.c: the single FIFO queue through which every callback runs */
 void txaio__enqueue(lua_State *L, int fnidx, int argidx);
 void txaio__drain(lua_State *L);
+void txaio__pushrunqueue(lua_State *L);
+/* fn(arg) through the queue, as enqueue + drain would run it; rqidx: the run queue userdata */
+void txaio__runcallback(lua_State *L, int rqidx, int fnidx, int argidx);
 /* lua_pcall(L, nargs, 0, msgh) of a user callback, counted so await can tell it cannot yield */
 int txaio__pcallback(lua_State *L, int nargs, int msgh);
 void txaio__report(lua_State *L, const char *what, int failidx);

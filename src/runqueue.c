@@ -82,12 +82,12 @@ void txaio__flush_unhandled(lua_State *L) {
 
 static int pcallback(lua_State *L, RunQueue *rq, int nargs, int msgh);
 
-void txaio__drain(lua_State *L) {
-  RunQueue *rq = getrq(L);
+/* Runs the queue to the end; the run queue userdata is at 'rqidx' (a stack or upvalue index). */
+static void drain_at(lua_State *L, int rqidx, RunQueue *rq) {
   int top, queue;
-  if (rq->draining) { lua_pop(L, 1); return; }
+  if (rq->draining) return;
   rq->draining = 1;
-  lua_getiuservalue(L, -1, RQ_QUEUE);
+  lua_getiuservalue(L, rqidx, RQ_QUEUE);
   queue = lua_gettop(L);
   lua_pushcfunction(L, txaio__failure_msgh);
   top = lua_gettop(L);
@@ -111,8 +111,43 @@ void txaio__drain(lua_State *L) {
   }
   rq->head = rq->tail = 1;
   rq->draining = 0;
-  lua_pop(L, 3);
+  lua_pop(L, 2);
   if (rq->nunhandled) txaio__flush_unhandled(L);
+}
+
+void txaio__drain(lua_State *L) {
+  RunQueue *rq = getrq(L);
+  drain_at(L, lua_gettop(L), rq);
+  lua_pop(L, 1);
+}
+
+void txaio__pushrunqueue(lua_State *L) {
+  getrq(L);
+}
+
+/*
+** enqueue + drain for one callback, for the Lua-facing functions that have the run queue as an
+** upvalue. When nothing is queued or running, fn(arg) would be the first and only entry drained,
+** so it is called at once, without the round trip through the queue table: same order, same
+** error handling. Whatever it queues runs after it, as drain would run it.
+*/
+void txaio__runcallback(lua_State *L, int rqidx, int fnidx, int argidx) {
+  RunQueue *rq = (RunQueue *)lua_touserdata(L, rqidx);
+  int msgh;
+  if (rq->draining || rq->head != rq->tail) {
+    txaio__enqueue(L, fnidx, argidx);
+    drain_at(L, rqidx, rq);
+    return;
+  }
+  rq->draining = 1;
+  lua_pushcfunction(L, txaio__failure_msgh);
+  msgh = lua_gettop(L);
+  lua_pushvalue(L, fnidx);
+  lua_pushvalue(L, argidx);
+  if (pcallback(L, rq, 1, msgh) != LUA_OK) txaio__report(L, "callback", -1);
+  lua_settop(L, msgh - 1);
+  rq->draining = 0;
+  if (rq->head != rq->tail || rq->nunhandled) drain_at(L, rqidx, rq);
 }
 
 int txaio__pcallback(lua_State *L, int nargs, int msgh) {
