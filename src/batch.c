@@ -91,7 +91,8 @@ void txaio__bucket_fire(lua_State *L, int bidx, int sidx, double now) {
       lua_getiuservalue(L, cidx, BC_FN);
       for (i = 0; i < nargs; i++) lua_getiuservalue(L, cidx, BC_ARGS + i);
       call_release(L, cidx, c);
-      if (txaio__pcallback(L, nargs, msgh) != LUA_OK) txaio__report(L, "callback", -1);
+      if (txaio__pcallbackq(L, ((Scheduler *)lua_touserdata(L, sidx))->rq, nargs, msgh) != LUA_OK)
+        txaio__report(L, "callback", -1);
     }
     lua_settop(L, msgh);
   }

@@ -10,13 +10,13 @@
 
 enum RunQueueSlot { RQ_QUEUE = 1, RQ_UNHANDLED, RQ_REPORTER, RQ_NSLOTS = RQ_REPORTER };
 
-typedef struct RunQueue {
+struct RunQueue {
   lua_Integer head, tail;   /* entries live at [head, tail) of the queue table, two per call */
   int draining;
   int nunhandled;
   int incallback;           /* depth of user callbacks (future or timer) being run by the core */
   lua_State *cbthread;      /* the thread the innermost of them runs on: it cannot yield */
-} RunQueue;
+};
 
 static const char RUNQUEUE_KEY = 0;
 
@@ -151,8 +151,16 @@ void txaio__runcallback(lua_State *L, int rqidx, int fnidx, int argidx) {
 }
 
 int txaio__pcallback(lua_State *L, int nargs, int msgh) {
+  return pcallback(L, txaio__runqueue(L), nargs, msgh);
+}
+
+RunQueue *txaio__runqueue(lua_State *L) {
   RunQueue *rq = getrq(L);
   lua_pop(L, 1);
+  return rq;
+}
+
+int txaio__pcallbackq(lua_State *L, RunQueue *rq, int nargs, int msgh) {
   return pcallback(L, rq, nargs, msgh);
 }
 

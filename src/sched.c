@@ -248,6 +248,7 @@ int txaio__timer_cancel(lua_State *L, int tidx) {
 /* Runs one due timer (on the stack at tidx); its errors go to the reporter, never upwards. */
 static void timer_fire(lua_State *L, int tidx, int sidx, int msgh, double now) {
   Timer *t = (Timer *)lua_touserdata(L, tidx);
+  Scheduler *s = (Scheduler *)lua_touserdata(L, sidx);
   int i, fn, nargs = txaio_nuvalue(L, tidx) - TS_FN;
   /* the arguments, as many as call_later got, and what timer_release pushes after them: on the
      stack of whoever ticks, which may be a coroutine's small one */
@@ -273,7 +274,7 @@ static void timer_fire(lua_State *L, int tidx, int sidx, int msgh, double now) {
       return;
     }
   }
-  if (txaio__pcallback(L, nargs, msgh) != LUA_OK) txaio__report(L, "callback", -1);
+  if (txaio__pcallbackq(L, s->rq, nargs, msgh) != LUA_OK) txaio__report(L, "callback", -1);
   lua_settop(L, fn - 1);
 }
 
@@ -408,6 +409,7 @@ Scheduler *txaio__newscheduler(lua_State *L) {
   txaio__heap_init(&s->heap);
   s->last_now = -HUGE_VAL;
   s->armed = HUGE_VAL;
+  s->rq = txaio__runqueue(L);
   luaL_setmetatable(L, TXAIO_SCHEDULER_MT);
   lua_newtable(L);
   lua_setiuservalue(L, -2, SS_ROOTS);

@@ -25,6 +25,7 @@ typedef struct Scheduler {
   /* ROOTS slots: the highest in use so far, and the first free one (0: none); each free slot holds
      the number of the next, as luaL_ref's list does, but with the head here instead of in t[0] */
   int roots_top, roots_free;
+  RunQueue *rq;      /* this Lua state's run queue, through which timer callbacks are counted */
   /* clock and wake-up supplied from C by an embedder (txaio.h); NULL when Lua supplies them */
   double (*c_now)(void *ud);
   void (*c_wake)(void *ud, double delay);
