@@ -59,6 +59,7 @@ test: deps
 
 # The whole suite on every Lua that Debian packages.
 test-all:
+	@mkdir -p $(BUILD)
 	@for v in $(LUAS); do echo "=== $$v"; $(MAKE) --no-print-directory test LUA=$$v > $(BUILD)/test-$$v.log 2>&1; \
 	  tail -1 $(BUILD)/test-$$v.log; done
 	@sh .ci/summarize $(foreach v,$(LUAS),$(BUILD)/test-$(v).log)
