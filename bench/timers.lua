@@ -7,7 +7,7 @@
 -- Reported: CPU (os.clock) per timer for scheduling plus uv.run(); for the txaio variants also
 -- the memory per pending timer, measured two ways once all are scheduled:
 --   bytes_per_timer   collectgarbage("count") delta (after full collections) plus the core's heap
---                     array (8 bytes a slot, capacity 16 * 2^k), which lives outside Lua's accounting
+--                     array (16 bytes a slot, capacity 16 * 2^k), which lives outside Lua's accounting
 --   rss_per_timer     the resident-set delta from /proc/self/statm (includes allocator slack)
 package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
 local common = require "common"
@@ -27,7 +27,7 @@ end
 local function heap_array_bytes(pending)
   local cap = 16
   while cap < pending do cap = cap * 2 end
-  return cap * 8
+  return cap * 16
 end
 
 math.randomseed(42)

@@ -1,39 +1,46 @@
 /*
-** heap.c - the binary min-heap behind every loop's timers (see heap.h).
+** heap.c - the four-ary min-heap behind every loop's timers (see heap.h).
+** Four children a node rather than two: half the levels, so half the cache misses on a large heap,
+** for a few more comparisons among entries that sit side by side.
 */
 #include "heap.h"
 
-static int before(const HeapNode *a, const HeapNode *b) {
-  return a->due < b->due || (a->due == b->due && a->seq < b->seq);
+#define ARITY 4
+
+static int before(const HeapEntry *a, const HeapEntry *b) {
+  return a->due < b->due || (a->due == b->due && a->node->seq < b->node->seq);
 }
 
-static void place(Heap *h, size_t i, HeapNode *node) {
-  h->items[i] = node;
-  node->index = (uint32_t)i;
+static void place(Heap *h, size_t i, HeapEntry e) {
+  h->items[i] = e;
+  e.node->index = (uint32_t)i;
 }
 
 static void sift_up(Heap *h, size_t i) {
-  HeapNode *node = h->items[i];
+  HeapEntry e = h->items[i];
   while (i > 0) {
-    size_t parent = (i - 1) / 2;
-    if (!before(node, h->items[parent])) break;
+    size_t parent = (i - 1) / ARITY;
+    if (!before(&e, &h->items[parent])) break;
     place(h, i, h->items[parent]);
     i = parent;
   }
-  place(h, i, node);
+  place(h, i, e);
 }
 
 static void sift_down(Heap *h, size_t i) {
-  HeapNode *node = h->items[i];
+  HeapEntry e = h->items[i];
   for (;;) {
-    size_t child = 2 * i + 1;
-    if (child >= h->count) break;
-    if (child + 1 < h->count && before(h->items[child + 1], h->items[child])) child++;
-    if (!before(h->items[child], node)) break;
-    place(h, i, h->items[child]);
-    i = child;
+    size_t first = ARITY * i + 1, last, best, c;
+    if (first >= h->count) break;
+    last = first + ARITY < h->count ? first + ARITY : h->count;
+    best = first;
+    for (c = first + 1; c < last; c++)
+      if (before(&h->items[c], &h->items[best])) best = c;
+    if (!before(&h->items[best], &e)) break;
+    place(h, i, h->items[best]);
+    i = best;
   }
-  place(h, i, node);
+  place(h, i, e);
 }
 
 void txaio__heap_init(Heap *h) {
@@ -49,7 +56,7 @@ int txaio__heap_reserve(Heap *h, HeapAlloc alloc, void *ud) {
   ncap = h->capacity ? h->capacity * 2 : 16;
   p = alloc(ud, h->items, h->capacity * sizeof *h->items, ncap * sizeof *h->items);
   if (!p) return 0;
-  h->items = (HeapNode **)p;
+  h->items = (HeapEntry *)p;
   h->capacity = ncap;
   return 1;
 }
@@ -59,18 +66,21 @@ void txaio__heap_free(Heap *h, HeapAlloc alloc, void *ud) {
   txaio__heap_init(h);
 }
 
-void txaio__heap_push(Heap *h, HeapNode *node) {
-  place(h, h->count, node);
+void txaio__heap_push(Heap *h, HeapNode *node, double due) {
+  HeapEntry e;
+  e.due = due;
+  e.node = node;
+  place(h, h->count, e);
   h->count++;
   sift_up(h, h->count - 1);
 }
 
 void txaio__heap_remove(Heap *h, HeapNode *node) {
   size_t i = node->index;
-  HeapNode *last = h->items[--h->count];
-  if (last == node) return;
+  HeapEntry last = h->items[--h->count];
+  if (last.node == node) return;
   place(h, i, last);
-  if (i > 0 && before(last, h->items[(i - 1) / 2])) sift_up(h, i);
+  if (i > 0 && before(&last, &h->items[(i - 1) / ARITY])) sift_up(h, i);
   else sift_down(h, i);
 }
 
@@ -84,7 +94,7 @@ HeapNode *txaio__heap_pop(Heap *h) {
 int txaio__heap_check(const Heap *h) {
   size_t i;
   for (i = 1; i < h->count; i++)
-    if (before(h->items[i], h->items[(i - 1) / 2]) || h->items[i]->index != i) return 0;
-  return h->count == 0 || h->items[0]->index == 0;
+    if (before(&h->items[i], &h->items[(i - 1) / ARITY]) || h->items[i].node->index != i) return 0;
+  return h->count == 0 || h->items[0].node->index == 0;
 }
 #endif

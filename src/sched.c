@@ -166,9 +166,8 @@ void txaio__sched_add(lua_State *L, int sidx, double due, int fnidx, int firstar
   t->node.tag = roots_add(L, s, lua_gettop(L) - 1);
   lua_pop(L, 1);
   t->sched = s;
-  t->node.due = due;
   t->node.seq = s->seq++;
-  txaio__heap_push(&s->heap, &t->node);
+  txaio__heap_push(&s->heap, &t->node, due);
   if (!s->firing && due < s->armed) {
     double armed = s->armed;
     s->armed = due;
@@ -279,9 +278,12 @@ static void timer_fire(lua_State *L, int tidx, int sidx, int msgh, double now) {
 }
 
 void txaio__push_next_timeout(lua_State *L, Scheduler *s, double now) {
-  HeapNode *top = txaio__heap_min(&s->heap);
-  if (top) lua_pushnumber(L, top->due > now ? top->due - now : 0);
-  else lua_pushnil(L);
+  if (s->heap.count) {
+    double due = txaio__heap_min_due(&s->heap);
+    lua_pushnumber(L, due > now ? due - now : 0);
+  } else {
+    lua_pushnil(L);
+  }
 }
 
 /* Runs every timer due now that was scheduled before this tick began; returns the clock used. */
@@ -305,7 +307,8 @@ double txaio__sched_tick(lua_State *L, int sidx) {
   s->armed = HUGE_VAL;
   lua_pushcfunction(L, txaio__failure_msgh);
   msgh = lua_gettop(L);
-  while ((top = txaio__heap_min(&s->heap)) && top->due <= now && top->seq < limit) {
+  while ((top = txaio__heap_min(&s->heap)) && txaio__heap_min_due(&s->heap) <= now
+         && top->seq < limit) {
     Timer *t = (Timer *)top;
     txaio__heap_remove(&s->heap, top);
     lua_getiuservalue(L, sidx, SS_ROOTS);
@@ -317,10 +320,10 @@ double txaio__sched_tick(lua_State *L, int sidx) {
   lua_pop(L, 1);
   s->firing = 0;
   txaio__drain(L);   /* also reports failures the finalizers queued meanwhile */
-  top = txaio__heap_min(&s->heap);
-  if (top) {
-    s->armed = top->due;
-    if (!call_wake(L, sidx, s, top->due > s->last_now ? top->due - s->last_now : 0)) {
+  if (s->heap.count) {
+    double due = txaio__heap_min_due(&s->heap);
+    s->armed = due;
+    if (!call_wake(L, sidx, s, due > s->last_now ? due - s->last_now : 0)) {
       s->armed = HUGE_VAL;   /* not armed after all: the next call_later asks again */
       adapter_error(L, "wake");
     }
@@ -453,8 +456,8 @@ static int sched_m_pending(lua_State *L) {
 }
 
 static int sched_m_next_due(lua_State *L) {
-  HeapNode *top = txaio__heap_min(&txaio__checkscheduler(L, 1)->heap);
-  if (top) lua_pushnumber(L, top->due);
+  Heap *h = &txaio__checkscheduler(L, 1)->heap;
+  if (h->count) lua_pushnumber(L, txaio__heap_min_due(h));
   else lua_pushnil(L);
   return 1;
 }
@@ -473,7 +476,7 @@ static int sched_gc(lua_State *L) {
   /* handles users still hold must not reach this memory again; the timers are alive until the
      scheduler's own user values (ROOTS) go, after this finalizer */
   for (i = 0; i < s->heap.count; i++) {
-    Timer *t = (Timer *)s->heap.items[i];
+    Timer *t = (Timer *)s->heap.items[i].node;
     t->sched = NULL;
     t->node.tag = LUA_NOREF;
   }
