@@ -26,15 +26,24 @@ static RunQueue *getrq(lua_State *L) {
   return (RunQueue *)lua_touserdata(L, -1);
 }
 
-void txaio__enqueue(lua_State *L, int fnidx, int argidx) {
-  RunQueue *rq = getrq(L);
-  lua_getiuservalue(L, -1, RQ_QUEUE);
+/* Appends fn, arg; the run queue userdata is at 'rqidx' (a stack or upvalue index). */
+static void enqueue_at(lua_State *L, int rqidx, RunQueue *rq, int fnidx, int argidx) {
+  lua_getiuservalue(L, rqidx, RQ_QUEUE);
   lua_pushvalue(L, fnidx);
   lua_rawseti(L, -2, rq->tail);
   lua_pushvalue(L, argidx);
   lua_rawseti(L, -2, rq->tail + 1);
   rq->tail += 2;
-  lua_pop(L, 2);
+  lua_pop(L, 1);
+}
+
+void txaio__enqueue(lua_State *L, int fnidx, int argidx) {
+  RunQueue *rq;
+  fnidx = lua_absindex(L, fnidx);
+  argidx = lua_absindex(L, argidx);
+  rq = getrq(L);
+  enqueue_at(L, lua_gettop(L), rq, fnidx, argidx);
+  lua_pop(L, 1);
 }
 
 /* [-0, +0] calls the reporter with (what, failure); a reporter error is dropped, never raised. */
@@ -135,7 +144,7 @@ void txaio__runcallback(lua_State *L, int rqidx, int fnidx, int argidx) {
   RunQueue *rq = (RunQueue *)lua_touserdata(L, rqidx);
   int msgh;
   if (rq->draining || rq->head != rq->tail) {
-    txaio__enqueue(L, fnidx, argidx);
+    enqueue_at(L, rqidx, rq, fnidx, argidx);
     drain_at(L, rqidx, rq);
     return;
   }
