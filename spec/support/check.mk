@@ -1,7 +1,7 @@
 # make asan / valgrind / gcstress / fuzz-long / fuzz / check: the reliability checks (issue 7).
 # Each runs the spec suite on lua5.4 through $(BUSTED) (`lua5.4 /usr/bin/busted`), except fuzz,
 # which runs the libFuzzer harness; .ci/run keeps running `make test` only.
-.PHONY: check asan asan-build valgrind gcstress fuzz-long fuzz fuzz-build
+.PHONY: check asan asan-build valgrind valgrind-full gcstress fuzz-long fuzz fuzz-build
 
 # `make test` plus the sanitizer and valgrind runs and a bounded fuzzing run.
 check: test asan valgrind fuzz
@@ -95,7 +95,9 @@ asan: deps
 # million and 200,000 timers, 100,000 luv timers) are left out, and the model test runs
 # $(VALGRIND_MODEL_N) sequences instead of 2,000: under memcheck these take far longer than the
 # rest of the suite together; `make test` and `make asan` run them in full.
+# `make valgrind-full` runs those too, and the model test's 2,000 sequences: the whole suite.
 VALGRIND_MODEL_N ?= 200
+VALGRIND_EXCLUDE ?= --exclude-tags=scale
 VALGRIND_SUPP = spec/support/valgrind.supp
 VALGRIND = valgrind --quiet --error-exitcode=1 --leak-check=full --show-leak-kinds=definite \
   --errors-for-leak-kinds=definite --suppressions=$(VALGRIND_SUPP) \
@@ -105,7 +107,7 @@ valgrind: deps
 	@$(MAKE) --no-print-directory all c-host hosts-prep
 	@mkdir -p $(BUILD)/valgrind
 	@echo "== specs under valgrind memcheck (lua5.4 /usr/bin/busted)"
-	@{ TXAIO_MODEL_N=$(VALGRIND_MODEL_N) TXAIO_BUILD=$(BUILD) $(VALGRIND) $(BUSTED) --cpath='./$(BUILD)/?.so' --exclude-tags=scale 2>&1; \
+	@{ TXAIO_MODEL_N=$(VALGRIND_MODEL_N) TXAIO_BUILD=$(BUILD) $(VALGRIND) $(BUSTED) --cpath='./$(BUILD)/?.so' $(VALGRIND_EXCLUDE) 2>&1; \
 	  echo $$? > $(BUILD)/valgrind/status; } | tee $(BUILD)/valgrind/specs.log; \
 	if [ -s $(BUILD)/valgrind/memcheck.log ]; then \
 	  cat $(BUILD)/valgrind/memcheck.log; echo "valgrind: errors above ($(BUILD)/valgrind/memcheck.log)"; exit 1; fi; \
@@ -113,6 +115,9 @@ valgrind: deps
 	status=$$(cat $(BUILD)/valgrind/status); \
 	if [ "$$status" != 0 ]; then echo "valgrind: exit status $$status"; exit 1; fi; \
 	echo "valgrind: no errors, no definite leaks"
+
+valgrind-full:
+	@$(MAKE) --no-print-directory valgrind VALGRIND_EXCLUDE= VALGRIND_MODEL_N=2000
 
 # ---------------------------------------------------------------- GC stress
 # Just the two collector passes of `make test` that stress the core's user values and finalizers.
