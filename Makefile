@@ -48,7 +48,7 @@ $(MODULE): $(OBJS)
 # Every spec runs once per GC mode (normal, generational, incremental with pause 0); the last line
 # of the output sums them all as `N passed, N failed`.
 test: deps
-	@$(MAKE) --no-print-directory all c-host hosts-prep
+	@$(MAKE) --no-print-directory all c-host heap-test hosts-prep
 	@mkdir -p $(BUILD)/results && rm -f $(BUILD)/results/*.log
 	@for pass in $(SPEC_PASSES); do \
 	  echo "== specs, GC mode: $$pass"; \
@@ -73,6 +73,15 @@ demo: deps
 
 clean:
 	rm -rf $(BUILD)
+
+# The timer heap on its own against a brute-force model (spec/heap_spec.lua), with TXAIO_DEBUG's
+# full order check after every change.
+HEAP_TEST = $(BUILD)/heap-test
+.PHONY: heap-test
+heap-test: $(HEAP_TEST)
+$(HEAP_TEST): spec/support/heap_test.c src/heap.c src/heap.h Makefile
+	@mkdir -p $(BUILD)
+	$(CC) -std=gnu99 $(OPT) $(WARN) -DTXAIO_DEBUG -Isrc -o $@ spec/support/heap_test.c src/heap.c
 
 # The example embedder (examples/c-host): links the core in and drives it through src/txaio.h.
 C_HOST = $(BUILD)/c-host

@@ -7,6 +7,17 @@
 
 #define ARITY 4
 
+#ifdef TXAIO_DEBUG
+#include <stdio.h>
+#include <stdlib.h>
+/* The fuzzing build checks the whole heap after every change: a broken order must stop the run
+   where it happened, not surface as a timer firing late many operations later. */
+#define VERIFY(h) \
+  do { if (!txaio__heap_check(h)) { fputs("txaio: timer heap order broken\n", stderr); abort(); } } while (0)
+#else
+#define VERIFY(h) ((void)0)
+#endif
+
 static int before(const HeapEntry *a, const HeapEntry *b) {
   return a->due < b->due || (a->due == b->due && a->node->seq < b->node->seq);
 }
@@ -73,15 +84,18 @@ void txaio__heap_push(Heap *h, HeapNode *node, double due) {
   place(h, h->count, e);
   h->count++;
   sift_up(h, h->count - 1);
+  VERIFY(h);
 }
 
 void txaio__heap_remove(Heap *h, HeapNode *node) {
   size_t i = node->index;
   HeapEntry last = h->items[--h->count];
-  if (last.node == node) return;
-  place(h, i, last);
-  if (i > 0 && before(&last, &h->items[(i - 1) / ARITY])) sift_up(h, i);
-  else sift_down(h, i);
+  if (last.node != node) {
+    place(h, i, last);
+    if (i > 0 && before(&last, &h->items[(i - 1) / ARITY])) sift_up(h, i);
+    else sift_down(h, i);
+  }
+  VERIFY(h);
 }
 
 HeapNode *txaio__heap_pop(Heap *h) {

@@ -1,7 +1,8 @@
 /*
 ** heap.h - intrusive four-ary min-heap of timer nodes, ordered by (due, seq).
-** Knows nothing of Lua: the owner supplies the storage (see txaio__heap_grow's allocator) so the
-** algorithm can be unit-tested on its own. Equal deadlines come out in insertion (seq) order.
+** Knows nothing of Lua: the owner supplies the storage (see txaio__heap_reserve's allocator) so the
+** algorithm is tested on its own (spec/support/heap_test.c). Equal deadlines come out in insertion
+** (seq) order.
 **
 ** Each deadline lives in the heap array next to its node pointer, not in the node: sifting compares
 ** neighbouring array entries (a node's four children share one or two cache lines) and follows a

@@ -80,7 +80,7 @@ $(ASAN_BUILD)/c-host: $(C_HOST)
 asan-build: $(ASAN_MODULE) $(ASAN_UNPRELOAD) $(ASAN_BUILD)/c-host
 
 asan: deps
-	@$(MAKE) --no-print-directory all c-host hosts-prep asan-build
+	@$(MAKE) --no-print-directory all c-host heap-test hosts-prep asan-build
 	@rm -f $(ASAN_BUILD)/report.*
 	@echo "== specs under ASan+UBSan ($(ASAN_MODULE))"
 	@$(ASAN_ENV) TXAIO_BUILD=$(ASAN_BUILD) $(BUSTED) --cpath='./$(ASAN_BUILD)/?.so' 2>&1 \
@@ -104,7 +104,7 @@ VALGRIND = valgrind --quiet --error-exitcode=1 --leak-check=full --show-leak-kin
   --log-file=$(BUILD)/valgrind/memcheck.log
 
 valgrind: deps
-	@$(MAKE) --no-print-directory all c-host hosts-prep
+	@$(MAKE) --no-print-directory all c-host heap-test hosts-prep
 	@mkdir -p $(BUILD)/valgrind
 	@echo "== specs under valgrind memcheck (lua5.4 /usr/bin/busted)"
 	@{ TXAIO_MODEL_N=$(VALGRIND_MODEL_N) TXAIO_BUILD=$(BUILD) $(VALGRIND) $(BUSTED) --cpath='./$(BUILD)/?.so' $(VALGRIND_EXCLUDE) 2>&1; \
@@ -150,8 +150,9 @@ FUZZ_CORPUS   = spec/fuzz-corpus
 FUZZ_BUILD    = $(BUILD)/fuzz
 FUZZ_BIN      = $(FUZZ_BUILD)/harness
 FUZZ_OBJS     = $(SRCS:src/%.c=$(FUZZ_BUILD)/obj/%.o)
+# TXAIO_DEBUG: the core checks its timer heap's order after every change (src/heap.c)
 FUZZ_FLAGS    = -std=gnu99 -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
-                -fno-sanitize-recover=all
+                -fno-sanitize-recover=all -DTXAIO_DEBUG
 FUZZ_ENV      = ASAN_OPTIONS=detect_leaks=1:detect_stack_use_after_return=1 \
                 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
