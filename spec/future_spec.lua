@@ -660,15 +660,6 @@ describe("a future with a single callback pair", function()
     assert.equal("why", value)
   end)
 
-  it("calls a callable table attached alone", function()
-    local f = txaio.create_future()
-    local got
-    local callable = setmetatable({}, { __call = function(_, v) got = v end })
-    txaio.add_callbacks(f, callable, nil)
-    txaio.resolve(f, "through __call")
-    assert.equal("through __call", got)
-  end)
-
   it("drops the pair once it has run, so the future does not keep it alive", function()
     local f = txaio.create_future()
     local callback = function() end
