@@ -409,7 +409,8 @@ describe("timer handles and the collector", function()
       for _ = 1, 200 do round() end
       collectgarbage(); collectgarbage()
       local grown = (collectgarbage("count") - before) * 1024
-      assert.is_true(grown < 8 * 1024, ("grew by %d bytes over 100,000 timers"):format(grown))
+      -- a leak of a single byte a timer would be 100,000; LuaJIT's late traces are a few kilobytes
+      assert.is_true(grown < 32 * 1024, ("grew by %d bytes over 100,000 timers"):format(grown))
       assert.are.equal(100, clock:pending())
       for _, h in ipairs(keep) do assert.is_true(h:cancel()) end
       assert.are.equal(0, clock:pending())

@@ -14,7 +14,7 @@ check: test asan valgrind fuzz
 # environment of other programs: those the specs spawn (mktemp, cp, the c-host, nvim, nginx, love)
 # then run as usual instead of under the sanitizer, whose leak check at their exit
 # would report their leaks, not ours. TXAIO_BUILD=build/asan: the lua5.4 processes that specs
-# start load the sanitized core too (with a copy of the ordinary c-host next to it). Reports go to build/asan/report.<exe>.<pid>, and any such
+# start load the sanitized core too (with a copy of the ordinary c-host and a sanitized heap-test next to it). Reports go to build/asan/report.<exe>.<pid>, and any such
 # file fails the target. Leak checking is on; spec/support/lsan.supp lists what is suppressed.
 ASAN_BUILD  = $(BUILD)/asan
 ASAN_MODULE = $(ASAN_BUILD)/txaio/core.so
@@ -77,7 +77,12 @@ $(ASAN_UNPRELOAD): spec/support/check.mk
 $(ASAN_BUILD)/c-host: $(C_HOST)
 	cp $(C_HOST) $@
 
-asan-build: $(ASAN_MODULE) $(ASAN_UNPRELOAD) $(ASAN_BUILD)/c-host
+# the heap's own test, sanitized as well (it links no Lua, so it needs no preload)
+$(ASAN_BUILD)/heap-test: spec/support/heap_test.c src/heap.c src/heap.h spec/support/check.mk
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu99 -O1 -g $(ASAN_FLAGS) $(WARN) -DTXAIO_DEBUG -Isrc -o $@ spec/support/heap_test.c src/heap.c
+
+asan-build: $(ASAN_MODULE) $(ASAN_UNPRELOAD) $(ASAN_BUILD)/c-host $(ASAN_BUILD)/heap-test
 
 asan: deps
 	@$(MAKE) --no-print-directory all c-host heap-test hosts-prep asan-build
