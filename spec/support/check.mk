@@ -100,7 +100,8 @@ asan: deps
 # million and 200,000 timers, 100,000 luv timers) are left out, and the model test runs
 # $(VALGRIND_MODEL_N) sequences instead of 2,000: under memcheck these take far longer than the
 # rest of the suite together; `make test` and `make asan` run them in full.
-# `make valgrind-full` runs those too, and the model test's 2,000 sequences: the whole suite.
+# `make valgrind-full` runs those too, and the model test's 2,000 sequences: the whole suite (about
+# 17 minutes here, against 5 for `make valgrind`).
 VALGRIND_MODEL_N ?= 200
 VALGRIND_EXCLUDE ?= --exclude-tags=scale
 VALGRIND_SUPP = spec/support/valgrind.supp
