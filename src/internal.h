@@ -81,10 +81,9 @@ void txaio__drain(lua_State *L);
 void txaio__pushrunqueue(lua_State *L);
 /* fn(arg) through the queue, as enqueue + drain would run it; rqidx: the run queue userdata */
 void txaio__runcallback(lua_State *L, int rqidx, int fnidx, int argidx);
-/* lua_pcall(L, nargs, 0, msgh) of a user callback, counted so await can tell it cannot yield */
-int txaio__pcallback(lua_State *L, int nargs, int msgh);
-/* The same with the run queue at hand: its address never changes while the state lives (the
-   registry holds it), so a scheduler keeps it instead of looking it up for every timer. */
+/* lua_pcall(L, nargs, 0, msgh) of a user callback, counted in rq so await can tell it cannot
+   yield. rq's address never changes while the state lives (the registry holds it), so a scheduler
+   keeps it instead of looking it up for every timer. */
 typedef struct RunQueue RunQueue;
 RunQueue *txaio__runqueue(lua_State *L);
 int txaio__pcallbackq(lua_State *L, RunQueue *rq, int nargs, int msgh);

@@ -159,10 +159,6 @@ void txaio__runcallback(lua_State *L, int rqidx, int fnidx, int argidx) {
   if (rq->head != rq->tail || rq->nunhandled) drain_at(L, rqidx, rq);
 }
 
-int txaio__pcallback(lua_State *L, int nargs, int msgh) {
-  return pcallback(L, txaio__runqueue(L), nargs, msgh);
-}
-
 RunQueue *txaio__runqueue(lua_State *L) {
   RunQueue *rq = getrq(L);
   lua_pop(L, 1);
