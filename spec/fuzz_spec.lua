@@ -6,6 +6,7 @@
 local txaio = require "txaio"
 local core = require "txaio.core"
 local compat = require "compat"
+local helpers = require "helpers"
 
 local CORPUS = "spec/fuzz-corpus"
 local ops = dofile("spec/fuzz/ops.lua")
@@ -112,8 +113,7 @@ end
 -- at a given allocation set pause 0 themselves, for just that window.
 local saved_pause, saved_stepmul
 setup(function()
-  saved_pause = collectgarbage("setpause", 200)
-  saved_stepmul = collectgarbage("setstepmul", 100)
+  saved_pause, saved_stepmul = helpers.set_ordinary_gc()
 end)
 teardown(function()
   collectgarbage("setpause", saved_pause)

@@ -10,6 +10,7 @@ local txaio = require "txaio"
 local report = require "txaio.report"
 local testutil = require "txaio.testutil"
 local model = require "model"
+local helpers = require "helpers"
 local unpack = require("compat").unpack
 
 local NF, NH = 6, 4                                  -- future slots, timer handle slots
@@ -218,7 +219,7 @@ end
 -- the generator and the comparison run with ordinary settings, which makes each sequence cheaper.
 local function ordinary(fn, ...)
   if not STRESS then return fn(...) end
-  local pause, stepmul = collectgarbage("setpause", 200), collectgarbage("setstepmul", 100)
+  local pause, stepmul = helpers.set_ordinary_gc()
   local a, b = fn(...)
   collectgarbage("setpause", pause)
   collectgarbage("setstepmul", stepmul)

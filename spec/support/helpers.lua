@@ -38,12 +38,19 @@ end
 -- of futures or timers: under the suite's "stress" GC pass (pause 0) they would take hours
 -- instead of seconds, and what they pin (stack use, ordering) does not depend on the collector.
 function M.with_ordinary_gc(fn)
-  local pause = collectgarbage("setpause", 200)
-  local stepmul = collectgarbage("setstepmul", 100)
+  local pause, stepmul = M.set_ordinary_gc()
   local ok, err = pcall(fn)
   collectgarbage("setpause", pause)
   collectgarbage("setstepmul", stepmul)
   if not ok then error(err, 0) end
+end
+
+--- Sets the interpreter's own collector pacing (as it was before spec/support/gc.lua applied the
+-- pass's mode) and returns the previous pause and step multiplier, for the caller to restore.
+function M.set_ordinary_gc()
+  local ordinary = debug.getregistry()["txaio spec: ordinary gc pacing"]
+    or { pause = 200, stepmul = _VERSION == "Lua 5.4" and 100 or 200 }
+  return collectgarbage("setpause", ordinary.pause), collectgarbage("setstepmul", ordinary.stepmul)
 end
 
 --- Attaches a callback pair to future `f` that records how it completed, and returns a function
