@@ -375,6 +375,11 @@ describe("the await chain", function()
       error_message_of(core.failure_awaited, "x", 1))
     assert.matches("bad argument #2 .*level must not be negative", error_message_of(core.failure_awaited, fl, -1))
     assert.matches("bad argument #2 .*number expected, got table", error_message_of(core.failure_awaited, fl, {}))
+    -- 5.1 and 5.2 would truncate it to level 1; every version refuses it as 5.3 does
+    assert.matches("bad argument #2 .*number has no integer representation",
+      error_message_of(core.failure_awaited, fl, 1.5))
+    assert.matches("bad argument #2 .*number has no integer representation",
+      error_message_of(core.failure_awaited, fl, 0 / 0))
     assert.matches("bad argument #3 .*number expected, got no value",
       error_message_of(core.failure_awaited, fl, coroutine.create(function() end)))
     assert.matches("bad argument #1 .*txaio.Failure expected, got table", error_message_of(fl.await_chain, {}))

@@ -119,13 +119,25 @@ static inline const char *txaio_tolstring(lua_State *L, int i, size_t *len) {
 #define lua_rawgetp(L, i, p)   (lua_rawgetp(L, (i), (p)), lua_type(L, -1))
 #endif
 
+/* A whole number that a lua_Integer can hold; the range test comes first because converting an
+** out-of-range (or NaN) double to an integer type is undefined behaviour in C. */
+static inline int txaio_number_is_integer(lua_Number n) {
+  const lua_Number limit = (lua_Number)((lua_Integer)1 << (sizeof(lua_Integer) * 8 - 2)) * 2;
+  return n >= -limit && n < limit && n == (lua_Number)(lua_Integer)n;
+}
+
 static inline int txaio_isinteger(lua_State *L, int i) {
-  lua_Number n;
-  if (lua_type(L, i) != LUA_TNUMBER) return 0;
-  n = lua_tonumber(L, i);
-  return n == (lua_Number)(lua_Integer)n;
+  return lua_type(L, i) == LUA_TNUMBER && txaio_number_is_integer(lua_tonumber(L, i));
 }
 #define lua_isinteger(L, i)  txaio_isinteger(L, (i))
+
+/* 5.1 and 5.2 truncate a fraction silently; 5.3 refuses it with these words. */
+static inline lua_Integer txaio_checkinteger(lua_State *L, int arg) {
+  lua_Number n = luaL_checknumber(L, arg);
+  if (!txaio_number_is_integer(n)) luaL_argerror(L, arg, "number has no integer representation");
+  return (lua_Integer)n;
+}
+#define luaL_checkinteger(L, arg)  txaio_checkinteger(L, (arg))
 #endif
 
 /* ------------------------------------------------------------- 5.1 and 5.2 */
