@@ -23,14 +23,15 @@ txaio.add_log_observer(to_ngx)
 log:warn("stock for {sku} is low: {left} left", { sku = "A-42", left = 3 })
 txaio.remove_log_observer(to_ngx)
 
--- 3. Into LuaLogging, when it is installed (Debian packages it for Lua 5.1/5.2 only; the Lua
--- code itself runs on 5.4, so the demo loads it from there).
-local ok, logging = pcall(function()
-  local path = package.searchpath("logging", package.path .. ";/usr/share/lua/5.2/?.lua")
-  local env = setmetatable({}, { __index = _G })
-  local chunk = assert(loadfile(path, "t", env))
-  return chunk("logging")
-end)
+-- 3. Into LuaLogging, when it is installed. Debian packages it for Lua 5.1 and 5.2 only, where
+-- require finds it; its code runs on 5.3 and 5.4 as well, so there the demo loads the 5.2 copy.
+local function load_lualogging()
+  local found, module = pcall(require, "logging")
+  if found then return module end
+  local chunk = loadfile("/usr/share/lua/5.2/logging.lua")
+  return chunk and chunk("logging")
+end
+local ok, logging = pcall(load_lualogging)
 if ok and logging then
   local lualog = logging.new(function(_, level, message)
     print(("[LuaLogging %s] %s"):format(level, message))

@@ -28,11 +28,6 @@ describe("examples/", function()
     assert.falsy(out:find("not shown", 1, true), out)
     assert.truthy(out:find("[ngx.log level 5] demo.shop: stock for A-42 is low: 3 left", 1, true), out)
     assert.truthy(out:find("Unhandled error in callback: error: examples/logging.lua:%d+: a bug in a callback"), out)
-    -- examples/logging.lua finds LuaLogging with package.searchpath, which plain 5.1 lacks
-    -- (example bug, reported): it then prints "(LuaLogging not installed ...)"
-    if compat.plain51 and out:find("(LuaLogging not installed", 1, true) then
-      pending("examples/logging.lua calls package.searchpath, absent on plain Lua 5.1")
-    end
     assert.truthy(out:find("[LuaLogging ERROR] payment for order 17 failed", 1, true), out)
   end)
 end)
