@@ -185,7 +185,7 @@ local head = { "workload", "txaio ns/op", "baseline", "baseline ns/op", "ratio",
 for i, c in ipairs(head) do widths[i] = math.max(widths[i], #c) end
 -- The targets are set for the full counts (a million timers, say): with fewer, caches flatter
 -- both sides, so a quick run can only hint at them.
-local quick_note = " (quick: smaller counts; the targets hold for the full counts, which "
+local quick_note = " (quick: smaller counts; the targets are set for the full counts, which "
   .. "`make bench` runs)"
 local info = ("%s, %s, medians of %d runs%s; ns are CPU time per operation, B are bytes")
   :format(LUA, cpu_model(), REPS, QUICK and quick_note or "")
