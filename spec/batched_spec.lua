@@ -133,7 +133,7 @@ describe("txaio.make_batched_timer", function()
   it("spreads a bucket's chunks over the span, chunk_size calls at a time", function()
     local bt = txaio.make_batched_timer(1, 2)
     local at = {}
-    for i = 1, 5 do
+    for _ = 1, 5 do
       bt:call_later(0.5, function() at[#at + 1] = clock:now() end)
     end
     clock:advance(3)
