@@ -10,20 +10,31 @@
 
 static const char *const state_names[] = { "pending", "resolved", "failed" };
 
+/*
+** A future is a full userdata of exactly sizeof(Future) bytes that holds its own address and the
+** tag. Lua code cannot write into a userdata, so no value it can reach passes by accident, and
+** debug.setmetatable cannot dress another userdata up as a future (a metatable check would let it
+** through and then misread its memory). It is also three API calls cheaper than comparing
+** metatables, which is a tenth of what create, add_callbacks and resolve cost together.
+*/
 Future *txaio__tofuture(lua_State *L, int idx) {
-  Future *f = (Future *)luaL_testudata(L, idx, TXAIO_FUTURE_MT);
-  return f ? f : (Future *)luaL_testudata(L, idx, TXAIO_UNOBSERVED_MT);
+  Future *f = (Future *)lua_touserdata(L, idx);
+  /* the size first: a smaller userdata must not be read, and a light userdata has none */
+  if (f == NULL || lua_rawlen(L, idx) != sizeof(Future)) return NULL;
+  return f->self == f && f->tag == TXAIO_FUTURE_TAG ? f : NULL;
 }
 
 Future *txaio__checkfuture(lua_State *L, int idx) {
   Future *f = txaio__tofuture(L, idx);
-  if (!f) luaL_typeerror(L, idx, TXAIO_FUTURE_MT);
+  if (txaio_unlikely(!f)) luaL_typeerror(L, idx, TXAIO_FUTURE_MT);
   return f;
 }
 
 static Future *initfuture(lua_State *L) {
   Future *f = (Future *)lua_newuserdatauv(L, sizeof(Future), FS_NSLOTS);
   memset(f, 0, sizeof *f);
+  f->self = f;
+  f->tag = TXAIO_FUTURE_TAG;
   return f;
 }
 
@@ -37,21 +48,6 @@ void txaio__pushfuturemts(lua_State *L) {
   luaL_getmetatable(L, TXAIO_FUTURE_MT);
   luaL_getmetatable(L, TXAIO_UNOBSERVED_MT);
   txaio__pushrunqueue(L);
-}
-
-Future *txaio__upfuture(lua_State *L, int idx) {
-  void *p = lua_touserdata(L, idx);
-  int same;
-  if (p == NULL || !lua_getmetatable(L, idx)) return NULL;
-  same = lua_rawequal(L, -1, lua_upvalueindex(1)) || lua_rawequal(L, -1, lua_upvalueindex(2));
-  lua_pop(L, 1);
-  return same ? (Future *)p : NULL;
-}
-
-Future *txaio__upcheckfuture(lua_State *L, int idx) {
-  Future *f = txaio__upfuture(L, idx);
-  if (txaio_unlikely(!f)) luaL_typeerror(L, idx, TXAIO_FUTURE_MT);
-  return f;
 }
 
 Future *txaio__upnewfuture(lua_State *L) {
@@ -228,12 +224,12 @@ static int fut_create_error(lua_State *L) {
 }
 
 static int fut_is_future(lua_State *L) {
-  lua_pushboolean(L, txaio__upfuture(L, 1) != NULL);
+  lua_pushboolean(L, txaio__tofuture(L, 1) != NULL);
   return 1;
 }
 
 static int fut_is_called(lua_State *L) {
-  lua_pushboolean(L, txaio__upcheckfuture(L, 1)->state != FUT_PENDING);
+  lua_pushboolean(L, txaio__checkfuture(L, 1)->state != FUT_PENDING);
   return 1;
 }
 
@@ -270,17 +266,17 @@ static int settle_one(lua_State *L, Future *f, FutureState state, int vidx) {
 }
 
 static int fut_resolve(lua_State *L) {
-  Future *f = txaio__upcheckfuture(L, 1);
-  lua_settop(L, 2);
+  Future *f = txaio__checkfuture(L, 1);
+  if (lua_gettop(L) != 2) lua_settop(L, 2);
   if (check_completable(L, f) && !settle_one(L, f, FUT_RESOLVED, 2)) {
     txaio__settle(L, 1, FUT_RESOLVED, 2);
-    txaio__drain(L);
+    txaio__drain_at(L, TXAIO_UPRUNQUEUE);
   }
   return 0;
 }
 
 static int fut_reject(lua_State *L) {
-  Future *f = txaio__upcheckfuture(L, 1);
+  Future *f = txaio__checkfuture(L, 1);
   luaL_argexpected(L, !lua_isnoneornil(L, 2), 2, "error value");
   lua_settop(L, 2);
   /* the failure before the check: making it allocates, so a finalizer may run and complete f */
@@ -288,7 +284,7 @@ static int fut_reject(lua_State *L) {
   /* a pair whose errback is a function has observed f, so it needs no watch_unobserved */
   if (check_completable(L, f) && !settle_one(L, f, FUT_FAILED, 3)) {
     txaio__settle(L, 1, FUT_FAILED, 3);
-    txaio__drain(L);
+    txaio__drain_at(L, TXAIO_UPRUNQUEUE);
   }
   return 0;
 }
@@ -301,7 +297,7 @@ static void push_cancelled_error(lua_State *L, int msgidx) {
 }
 
 static int fut_cancel(lua_State *L) {
-  Future *f = txaio__upcheckfuture(L, 1);
+  Future *f = txaio__checkfuture(L, 1);
   lua_settop(L, 2);
   if (!lua_isnil(L, 2)) luaL_checkstring(L, 2);
   if (f->state != FUT_PENDING || f->settling) {
@@ -339,7 +335,7 @@ static int fut_cancel(lua_State *L) {
 }
 
 static int fut_add_callbacks(lua_State *L) {
-  Future *f = txaio__upcheckfuture(L, 1);
+  Future *f = txaio__checkfuture(L, 1);
   int tcb, teb;
   lua_settop(L, 3);
   tcb = lua_type(L, 2);
@@ -349,14 +345,22 @@ static int fut_add_callbacks(lua_State *L) {
   if (teb != LUA_TFUNCTION && teb != LUA_TNIL) txaio__checkcallable(L, 3, 1);
   if (tcb == LUA_TNIL && teb == LUA_TNIL)
     return luaL_error(L, "add_callbacks: callback and errback cannot both be nil");
+  if (f->state == FUT_PENDING && f->ncallbacks == 0) {
+    /* the common case, a first pair: store it straight off the stack, leaving f to return */
+    if (teb != LUA_TNIL) f->observed = 1;
+    lua_setiuservalue(L, 1, FS_ERRBACK);
+    lua_setiuservalue(L, 1, FS_CALLBACK);
+    f->ncallbacks = 1;
+    return 1;
+  }
   txaio__addcallbacks(L, 1, 2, 3);
-  if (f->state != FUT_PENDING) txaio__drain(L);   /* a pending future only stored the pair */
+  if (f->state != FUT_PENDING) txaio__drain_at(L, TXAIO_UPRUNQUEUE);   /* pending: only stored */
   lua_settop(L, 1);
   return 1;
 }
 
 static int fut_result(lua_State *L) {
-  Future *f = txaio__upcheckfuture(L, 1);
+  Future *f = txaio__checkfuture(L, 1);
   if (f->state == FUT_PENDING) return luaL_argerror(L, 1, "future is still pending");
   lua_getiuservalue(L, 1, FS_VALUE);
   if (f->state == FUT_RESOLVED) return 1;
@@ -366,7 +370,7 @@ static int fut_result(lua_State *L) {
 
 /* core.outcome(f) -> "pending" | "resolved", value | "failed", failure; the failure counts as seen */
 static int fut_outcome(lua_State *L) {
-  Future *f = txaio__upcheckfuture(L, 1);
+  Future *f = txaio__checkfuture(L, 1);
   lua_pushstring(L, state_names[f->state]);
   if (f->state == FUT_PENDING) return 1;
   if (f->state == FUT_FAILED) f->observed = 1;
@@ -387,7 +391,7 @@ static int fut_as_future(lua_State *L) {
     watch_unobserved(L, lua_gettop(L), f);
     return 1;
   }
-  if (txaio__upfuture(L, -1)) return 1;
+  if (txaio__tofuture(L, -1)) return 1;
   txaio__upnewfuture(L)->state = FUT_RESOLVED;
   lua_insert(L, -2);
   lua_setiuservalue(L, -2, FS_VALUE);
@@ -395,7 +399,7 @@ static int fut_as_future(lua_State *L) {
 }
 
 static int fut_tostring(lua_State *L) {
-  Future *f = txaio__upcheckfuture(L, 1);
+  Future *f = txaio__checkfuture(L, 1);
   const void *p = lua_topointer(L, 1);
   if (f->cancelled) {
     lua_pushfstring(L, "txaio.Future: %p (cancelled)", p);

@@ -94,7 +94,7 @@ static int gather_new(lua_State *L) {
   /* check everything first so that a bad item leaves every future untouched */
   for (i = 1; i <= n; i++) {
     lua_rawgeti(L, 1, i);
-    if (!txaio__upfuture(L, -1))
+    if (!txaio__tofuture(L, -1))
       return luaL_argerror(L, 1, lua_pushfstring(L, "list of futures expected, item %d is %s",
                                                  (int)i, luaL_typename(L, -1)));
     lua_pop(L, 1);

@@ -34,7 +34,12 @@ enum FutureSlot {
   FS_NSLOTS = FS_ERRBACK
 };
 
+/* in every Future beside its own address; see txaio__tofuture */
+#define TXAIO_FUTURE_TAG 0x7478616fu   /* "txao" */
+
 typedef struct Future {
+  const struct Future *self;   /* its own address, with 'tag': how txaio__tofuture knows it */
+  unsigned int tag;
   unsigned char state;       /* FutureState */
   unsigned char cancelled;   /* failed by cancel(): later resolve/reject are ignored */
   unsigned char observed;    /* an errback (or gather) saw or will see the outcome */
@@ -47,13 +52,11 @@ Future *txaio__checkfuture(lua_State *L, int idx);
 Future *txaio__tofuture(lua_State *L, int idx);
 Future *txaio__newfuture(lua_State *L);
 /*
-** Faster versions for the Lua-facing functions registered with txaio__pushfuturemts's upvalues
-** (the two future metatables, then the run queue): they compare metatables by identity instead of
-** looking them up by name. Only for functions called from Lua (never from the embedder's C, where
+** For the Lua-facing functions registered with txaio__pushfuturemts's upvalues (the two future
+** metatables, then the run queue): a new future takes its metatable from upvalue 1 instead of
+** looking it up by name. Only for functions called from Lua (never from the embedder's C, where
 ** upvalue indices mean nothing).
 */
-Future *txaio__upfuture(lua_State *L, int idx);
-Future *txaio__upcheckfuture(lua_State *L, int idx);
 Future *txaio__upnewfuture(lua_State *L);
 void txaio__pushfuturemts(lua_State *L);
 #define TXAIO_FUTURE_NUP 3
@@ -78,6 +81,8 @@ void txaio__opengather(lua_State *L);
 /* runqueue.c: the single FIFO queue through which every callback runs */
 void txaio__enqueue(lua_State *L, int fnidx, int argidx);
 void txaio__drain(lua_State *L);
+/* the same, with the run queue userdata at 'rqidx' (for the functions that hold it as upvalue) */
+void txaio__drain_at(lua_State *L, int rqidx);
 void txaio__pushrunqueue(lua_State *L);
 /* fn(arg) through the queue, as enqueue + drain would run it; rqidx: the run queue userdata */
 void txaio__runcallback(lua_State *L, int rqidx, int fnidx, int argidx);

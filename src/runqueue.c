@@ -94,7 +94,7 @@ static int pcallback(lua_State *L, RunQueue *rq, int nargs, int msgh);
 /* Runs the queue to the end; the run queue userdata is at 'rqidx' (a stack or upvalue index). */
 static void drain_at(lua_State *L, int rqidx, RunQueue *rq) {
   int top, queue;
-  if (rq->draining) return;
+  if (rq->draining || (rq->head == rq->tail && rq->nunhandled == 0)) return;
   rq->draining = 1;
   lua_getiuservalue(L, rqidx, RQ_QUEUE);
   queue = lua_gettop(L);
@@ -128,6 +128,10 @@ void txaio__drain(lua_State *L) {
   RunQueue *rq = getrq(L);
   drain_at(L, lua_gettop(L), rq);
   lua_pop(L, 1);
+}
+
+void txaio__drain_at(lua_State *L, int rqidx) {
+  drain_at(L, rqidx, (RunQueue *)lua_touserdata(L, rqidx));
 }
 
 void txaio__pushrunqueue(lua_State *L) {
