@@ -424,9 +424,11 @@ describe("good input at the edges", function()
     fh:close()
     assert.is_false(is_future)
     assert.is_false(ok_resolve)
-    assert.matches("bad argument #1 to '[%w_.]*resolve' %(" .. FUTURE_T, resolve_err)
+    -- (plain 5.1 names a function that pcall calls directly '?')
+    local why = "' %(" .. FUTURE_T .. ", got a userdata that only has its metatable%)"
+    assert.matches("bad argument #1 to '[%w_.?]*" .. why, resolve_err)
     assert.is_false(ok_add)
-    assert.matches("bad argument #1 to '[%w_.]*add_callbacks' %(" .. FUTURE_T, add_err)
+    assert.matches("bad argument #1 to '[%w_.?]*" .. why, add_err)
   end)
 
   it("host_loop accepts tables with a __call metamethod as now and wake", function()

@@ -163,6 +163,12 @@ static inline int txaio_nuvalue(lua_State *L, int i) {
   lua_pop(L, 1);
   return n;
 }
+
+/* Sets every user value of the userdata at i to nil: 5.4 refuses a slot past the last. */
+static inline void txaio_clearuservalues(lua_State *L, int i) {
+  int n = 1;
+  do lua_pushnil(L); while (lua_setiuservalue(L, i, n++));
+}
 #endif
 
 /* ------------------------------------------------------------- before 5.4 */
@@ -194,6 +200,18 @@ static inline int txaio_nuvalue(lua_State *L, int i) {
   return n;
 }
 #define lua_newuserdatauv(L, s, n)  txaio_newuserdatauv(L, (s), (n))
+
+/* Sets every user value of the userdata at i to nil (keeping the count in slot 0). */
+static inline void txaio_clearuservalues(lua_State *L, int i) {
+  int k, n = txaio_nuvalue(L, i);
+  if (n == 0) return;
+  txaio_getuservalue(L, i);
+  for (k = 1; k <= n; k++) {
+    lua_pushnil(L);
+    lua_rawseti(L, -2, k);
+  }
+  lua_pop(L, 1);
+}
 
 static inline int txaio_getiuservalue(lua_State *L, int i, int n) {
   txaio_getuservalue(L, i);

@@ -24,9 +24,22 @@ Future *txaio__tofuture(lua_State *L, int idx) {
   return f->self == f && f->tag == TXAIO_FUTURE_TAG ? f : NULL;
 }
 
+static int future_typeerror(lua_State *L, int idx) {
+  /* typeerror names the metatable's __name, which would read "Future expected, got Future" */
+  if (lua_type(L, idx) == LUA_TUSERDATA && lua_getmetatable(L, idx)) {
+    luaL_getmetatable(L, TXAIO_FUTURE_MT);
+    luaL_getmetatable(L, TXAIO_UNOBSERVED_MT);
+    if (lua_rawequal(L, -3, -2) || lua_rawequal(L, -3, -1))
+      return luaL_argerror(L, idx, TXAIO_FUTURE_MT " expected, got a userdata that only has its "
+                                   "metatable");
+    lua_pop(L, 3);
+  }
+  return luaL_typeerror(L, idx, TXAIO_FUTURE_MT);
+}
+
 Future *txaio__checkfuture(lua_State *L, int idx) {
   Future *f = txaio__tofuture(L, idx);
-  if (txaio_unlikely(!f)) luaL_typeerror(L, idx, TXAIO_FUTURE_MT);
+  if (txaio_unlikely(!f)) future_typeerror(L, idx);
   return f;
 }
 

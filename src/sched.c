@@ -61,10 +61,10 @@ double txaio__sched_now(lua_State *L, int sidx) {
     luaL_error(L, "txaio: this loop was garbage-collected; it cannot schedule or tick any more");
   if (s->c_now) {
     t = s->c_now(s->c_ud);
-  } else if (lua_getiuservalue(L, sidx, SS_NOW) == LUA_TNIL) {
-    lua_pop(L, 1);
+  } else if (!s->lua_now) {
     t = monotonic_seconds();
   } else {
+    lua_getiuservalue(L, sidx, SS_NOW);
     if (txaio_unlikely(lua_pcall(L, 0, 1, 0) != LUA_OK)) adapter_error(L, "now");
     if (txaio_unlikely(lua_type(L, -1) != LUA_TNUMBER))
       luaL_error(L, "txaio: the loop clock now() returned %s, expected a number of seconds",
@@ -189,7 +189,6 @@ void txaio__sched_add(lua_State *L, int sidx, double due, int fnidx, int firstar
 /* Drops everything a finished timer holds, so a handle kept by the user pins nothing. */
 static void timer_release(lua_State *L, int tidx, Timer *t, int sidx) {
   Scheduler *s = (Scheduler *)lua_touserdata(L, sidx);
-  int i, n;
   lua_getiuservalue(L, sidx, SS_ROOTS);
   roots_remove(L, s, lua_gettop(L), t->node.tag);
   lua_pop(L, 1);
@@ -203,10 +202,7 @@ static void timer_release(lua_State *L, int tidx, Timer *t, int sidx) {
     lua_setiuservalue(L, sidx, SS_ROOTS);
     s->roots_top = s->roots_free = 0;
   }
-  for (i = TS_FN, n = txaio_nuvalue(L, tidx); i <= n; i++) {
-    lua_pushnil(L);
-    lua_setiuservalue(L, tidx, i);
-  }
+  txaio_clearuservalues(L, tidx);
 }
 
 /* mapidx: where the SCHEDULERS table is (an upvalue of the hot callers), or 0 to look it up */
@@ -432,6 +428,7 @@ static int sched_new(lua_State *L) {
   txaio__newscheduler(L);
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, 3, SS_NOW);
+  ((Scheduler *)lua_touserdata(L, 3))->lua_now = !lua_isnil(L, 1);
   lua_pushvalue(L, 2);
   lua_setiuservalue(L, 3, SS_WAKE);
   return 1;
@@ -489,20 +486,31 @@ static int sched_gc(lua_State *L) {
   return 0;
 }
 
+/* luaL_checkudata for the timer methods, with the metatable at hand (upvalue 2) instead of
+   looked up in the registry by name */
+static Timer *checktimer(lua_State *L) {
+  Timer *t = (Timer *)lua_touserdata(L, 1);
+  int same;
+  if (t == NULL || !lua_getmetatable(L, 1)) luaL_typeerror(L, 1, TXAIO_TIMER_MT);
+  same = lua_rawequal(L, -1, lua_upvalueindex(2));
+  lua_pop(L, 1);
+  if (!same) luaL_typeerror(L, 1, TXAIO_TIMER_MT);
+  return t;
+}
+
 static int timer_m_cancel(lua_State *L) {
-  luaL_checkudata(L, 1, TXAIO_TIMER_MT);
+  checktimer(L);
   lua_pushboolean(L, timer_cancel(L, 1, lua_upvalueindex(1)));
   return 1;
 }
 
 static int timer_m_active(lua_State *L) {
-  Timer *t = (Timer *)luaL_checkudata(L, 1, TXAIO_TIMER_MT);
-  lua_pushboolean(L, t->sched != NULL);
+  lua_pushboolean(L, checktimer(L)->sched != NULL);
   return 1;
 }
 
 static int timer_tostring(lua_State *L) {
-  Timer *t = (Timer *)luaL_checkudata(L, 1, TXAIO_TIMER_MT);
+  Timer *t = checktimer(L);
   lua_pushfstring(L, "txaio.Timer: %p (%s)", lua_topointer(L, 1),
                   t->sched != NULL ? "pending" : "done");
   return 1;
@@ -539,12 +547,16 @@ void txaio__opensched(lua_State *L) {
   luaL_newlib(L, sched_methods);
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
+  /* every timer function gets the SCHEDULERS table (cancel's) and the timer metatable */
   luaL_newmetatable(L, TXAIO_TIMER_MT);
-  lua_pushcfunction(L, timer_tostring);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &SCHEDULERS);
+  lua_pushvalue(L, -2);
+  lua_pushcclosure(L, timer_tostring, 2);
   lua_setfield(L, -2, "__tostring");
   luaL_newlibtable(L, timer_methods);
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &SCHEDULERS);   /* upvalue of cancel (the others ignore it) */
-  luaL_setfuncs(L, timer_methods, 1);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &SCHEDULERS);
+  lua_pushvalue(L, -3);
+  luaL_setfuncs(L, timer_methods, 2);
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
   lua_pushcfunction(L, sched_new);

@@ -22,6 +22,8 @@ typedef struct Scheduler {
   int firing;
   int waking;        /* a Lua wake-up is running: a tick from inside it is refused */
   int closed;        /* finalized (sched_gc ran): a finalizer that outlived it must not use it */
+  int lua_now;       /* SS_NOW holds a Lua clock; without one, the monotonic clock (saves a lookup
+                        in every call_later) */
   /* ROOTS slots: the highest in use so far, and the first free one (0: none); each free slot holds
      the number of the next, as luaL_ref's list does, but with the head here instead of in t[0] */
   int roots_top, roots_free;
