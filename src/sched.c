@@ -115,7 +115,7 @@ static int call_wake(lua_State *L, int sidx, Scheduler *s, double delay) {
   return ok;
 }
 
-static void timer_release(lua_State *L, int tidx, Timer *t, int sidx);
+static void timer_release(lua_State *L, int tidx, Timer *t, int sidx, int rootsidx);
 
 /* [-1, +0] stores the value on top in ROOTS (at rootsidx); returns its slot. luaL_ref would do,
    at several times the cost: it keeps its free list's head in the table and measures its length. */
@@ -175,7 +175,7 @@ void txaio__sched_add(lua_State *L, int sidx, double due, int fnidx, int firstar
       /* undo: a call_later that raises must not leave a timer behind */
       lua_insert(L, -2);
       txaio__heap_remove(&s->heap, &t->node);
-      timer_release(L, lua_gettop(L), t, sidx);
+      timer_release(L, lua_gettop(L), t, sidx, 0);
       s->armed = armed;
       lua_pop(L, 1);
       adapter_error(L, "wake");
@@ -186,12 +186,19 @@ void txaio__sched_add(lua_State *L, int sidx, double due, int fnidx, int firstar
 /* Lua tables never shrink: once a burst of timers is over, start the bookkeeping afresh. */
 #define SHRINK_ABOVE 1024
 
-/* Drops everything a finished timer holds, so a handle kept by the user pins nothing. */
-static void timer_release(lua_State *L, int tidx, Timer *t, int sidx) {
-  Scheduler *s = (Scheduler *)lua_touserdata(L, sidx);
-  lua_getiuservalue(L, sidx, SS_ROOTS);
-  roots_remove(L, s, lua_gettop(L), t->node.tag);
-  lua_pop(L, 1);
+/*
+** Drops everything a finished timer holds, so a handle kept by the user pins nothing.
+** rootsidx: where the scheduler's ROOTS table is, or 0 to fetch it.
+*/
+static void timer_release(lua_State *L, int tidx, Timer *t, int sidx, int rootsidx) {
+  Scheduler *s = t->sched;
+  if (rootsidx) {
+    roots_remove(L, s, rootsidx, t->node.tag);
+  } else {
+    lua_getiuservalue(L, sidx, SS_ROOTS);
+    roots_remove(L, s, lua_gettop(L), t->node.tag);
+    lua_pop(L, 1);
+  }
   t->node.tag = LUA_NOREF;
   t->sched = NULL;
   if (s->heap.count == 0 && s->heap.capacity > SHRINK_ABOVE) {
@@ -227,7 +234,7 @@ static int timer_cancel(lua_State *L, int tidx, int mapidx) {
     return 0;
   }
   txaio__heap_remove(&s->heap, &t->node);
-  timer_release(L, tidx, t, sidx);
+  timer_release(L, tidx, t, sidx, 0);
   if (!s->firing && s->heap.count == 0) {
     s->armed = HUGE_VAL;
     if (!call_wake(L, sidx, s, -1)) adapter_error(L, "wake");   /* the cancel itself is done */
@@ -241,17 +248,29 @@ int txaio__timer_cancel(lua_State *L, int tidx) {
 }
 
 /* Runs one due timer (on the stack at tidx); its errors go to the reporter, never upwards. */
-static void timer_fire(lua_State *L, int tidx, int sidx, int msgh, double now) {
+static void timer_fire(lua_State *L, int tidx, int sidx, int rootsidx, int msgh, double now) {
   Timer *t = (Timer *)lua_touserdata(L, tidx);
-  Scheduler *s = (Scheduler *)lua_touserdata(L, sidx);
-  int i, fn, nargs = txaio_nuvalue(L, tidx) - TS_FN;
-  /* the arguments, as many as call_later got, and what timer_release pushes after them: on the
-     stack of whoever ticks, which may be a coroutine's small one */
-  luaL_checkstack(L, nargs + 8, "too many arguments to a timer callback");
+  RunQueue *rq = t->sched->rq;
+  int fn, nargs;
+  /* the callable, then the arguments, as many as call_later got: on the stack of whoever ticks,
+     which may be a coroutine's small one */
+  luaL_checkstack(L, 8, "too many arguments to a timer callback");
   lua_getiuservalue(L, tidx, TS_FN);
   fn = lua_gettop(L);
-  for (i = 0; i < nargs; i++) lua_getiuservalue(L, tidx, TS_ARGS + i);
-  timer_release(L, tidx, t, sidx);
+#if LUA_VERSION_NUM >= 504
+  /* 5.4 answers TNONE past the last user value: fetch until then instead of counting first */
+  for (nargs = 0; lua_getiuservalue(L, tidx, TS_ARGS + nargs) != LUA_TNONE; nargs++)
+    luaL_checkstack(L, 8, "too many arguments to a timer callback");
+  lua_pop(L, 1);
+#else
+  {
+    int i;
+    nargs = txaio_nuvalue(L, tidx) - TS_FN;
+    luaL_checkstack(L, nargs + 8, "too many arguments to a timer callback");
+    for (i = 0; i < nargs; i++) lua_getiuservalue(L, tidx, TS_ARGS + i);
+  }
+#endif
+  timer_release(L, tidx, t, sidx, rootsidx);
   if (lua_type(L, fn) == LUA_TUSERDATA) {
     Future *f = txaio__tofuture(L, fn);
     if (f) {                                     /* sleep() */
@@ -269,7 +288,7 @@ static void timer_fire(lua_State *L, int tidx, int sidx, int msgh, double now) {
       return;
     }
   }
-  if (txaio__pcallbackq(L, s->rq, nargs, msgh) != LUA_OK) txaio__report(L, "callback", -1);
+  if (txaio__pcallbackq(L, rq, nargs, msgh) != LUA_OK) txaio__report(L, "callback", -1);
   lua_settop(L, fn - 1);
 }
 
@@ -288,7 +307,7 @@ double txaio__sched_tick(lua_State *L, int sidx) {
   double now;
   uint64_t limit;
   HeapNode *top;
-  int msgh;
+  int msgh, roots;
   sidx = lua_absindex(L, sidx);
   /* The caller of wake() is half-way through (call_later has pushed its timer but would undo it
      if wake() raised; bt:call_later has not filled the new bucket yet): running timers now would
@@ -303,17 +322,19 @@ double txaio__sched_tick(lua_State *L, int sidx) {
   s->armed = HUGE_VAL;
   lua_pushcfunction(L, txaio__failure_msgh);
   msgh = lua_gettop(L);
+  /* ROOTS once for the whole tick. timer_release replaces it only when the heap has emptied, and
+     then every timer this tick may fire (seq < limit) is gone: the stale table is never read. */
+  lua_getiuservalue(L, sidx, SS_ROOTS);
+  roots = lua_gettop(L);
   while ((top = txaio__heap_min(&s->heap)) && txaio__heap_min_due(&s->heap) <= now
          && top->seq < limit) {
     Timer *t = (Timer *)top;
     txaio__heap_remove(&s->heap, top);
-    lua_getiuservalue(L, sidx, SS_ROOTS);
-    lua_rawgeti(L, -1, t->node.tag);
-    lua_remove(L, -2);
-    timer_fire(L, lua_gettop(L), sidx, msgh, now);
+    lua_rawgeti(L, roots, t->node.tag);
+    timer_fire(L, lua_gettop(L), sidx, roots, msgh, now);
     lua_pop(L, 1);
   }
-  lua_pop(L, 1);
+  lua_pop(L, 2);
   s->firing = 0;
   txaio__drain(L);   /* also reports failures the finalizers queued meanwhile */
   if (s->heap.count) {
