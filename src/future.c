@@ -350,7 +350,7 @@ static int fut_cancel(lua_State *L) {
 static int fut_add_callbacks(lua_State *L) {
   Future *f = txaio__checkfuture(L, 1);
   int tcb, teb;
-  lua_settop(L, 3);
+  if (lua_gettop(L) != 3) lua_settop(L, 3);
   tcb = lua_type(L, 2);
   teb = lua_type(L, 3);
   /* functions and nils need no further look; anything else must have a __call */
