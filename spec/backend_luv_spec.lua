@@ -322,7 +322,6 @@ end)
 
 describe("a luv loop that is replaced", function()
   it("is collectable once its timers are done: its handle is closed, not just stopped", function()
-    local txaio = require "txaio"
     txaio.use_luv(uv)
     local fired = false
     txaio.call_later(0.001, function() fired = true end)

@@ -196,7 +196,7 @@ for _, backend in ipairs{ "clock", "host", "luv" } do
       end)
 
       it("accepts a callable table", function()
-        local callable = setmetatable({}, { __call = function(self, x) return x * 2 end })
+        local callable = setmetatable({}, { __call = function(_, x) return x * 2 end })
         assert.equal(10, value_of(txaio.spawn(callable, 5)))
       end)
 

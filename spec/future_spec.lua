@@ -665,7 +665,7 @@ describe("a future with a single callback pair", function()
     local callback = function() end
     local weak = setmetatable({ callback }, { __mode = "v" })
     txaio.add_callbacks(f, callback, function() end)
-    callback = nil
+    callback = nil   -- luacheck: ignore 311 (drops the last reference)
     txaio.resolve(f, 1)
     collectgarbage()
     collectgarbage()
@@ -968,7 +968,7 @@ describe("bad input to future functions", function()
       local impostor = setmetatable({}, mt)
       assert.is_false(txaio.is_future(impostor))
       assert.is_false(pcall(txaio.resolve, impostor, 1))
-      impostor = nil
+      impostor = nil   -- luacheck: ignore 311 (drops the last reference)
       collectgarbage()
       collectgarbage()
     end

@@ -291,7 +291,7 @@ describe("txaio.gather", function()
     end
     local g = gather_one_failure()
     watch(g)
-    g = nil
+    g = nil   -- luacheck: ignore 311 (drops the last reference)
     collectgarbage(); collectgarbage(); report.flush()
     assert.equal(0, #reports_about("gather-gc-marker"))
   end)

@@ -37,9 +37,9 @@ end
 -- Runs `fn` with io.stderr replaced by a temporary file; returns what was written to it.
 local function stderr_of(fn)
   local real, tmp = io.stderr, io.tmpfile()
-  io.stderr = tmp
+  io.stderr = tmp   -- luacheck: ignore 122 (put back below)
   local ok, err = pcall(fn)
-  io.stderr = real
+  io.stderr = real   -- luacheck: ignore 122
   tmp:seek("set")
   local text = tmp:read("*a")
   tmp:close()

@@ -1,5 +1,6 @@
--- busted helper (named in .busted, so every run uses it): runs the whole suite under the GC mode named by TXAIO_GC, so that every userdata
--- of the core is collected (and finalized) as early as the collector can manage.
+-- busted helper (named in .busted, so every run uses it): runs the whole suite under the GC mode
+-- named by TXAIO_GC, so that every userdata of the core is collected (and finalized) as early as
+-- the collector can manage.
 -- Debian's luv crashes when it is required again after being unloaded, and busted unloads
 -- modules between spec files: keep one instance alive for the whole run.
 local ok, luv = pcall(require, "luv")
