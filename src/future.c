@@ -43,8 +43,10 @@ Future *txaio__checkfuture(lua_State *L, int idx) {
   return f;
 }
 
-static Future *initfuture(lua_State *L) {
-  Future *f = (Future *)lua_newuserdatauv(L, sizeof(Future), FS_NSLOTS);
+/* Only a future made with a canceller gets the canceller's slot: each user value is 16 bytes. */
+static Future *initfuture(lua_State *L, int cancellable) {
+  Future *f = (Future *)lua_newuserdatauv(L, sizeof(Future),
+                                          cancellable ? FS_NSLOTS : FS_NSLOTS - 1);
   memset(f, 0, sizeof *f);
   f->self = f;
   f->tag = TXAIO_FUTURE_TAG;
@@ -52,7 +54,13 @@ static Future *initfuture(lua_State *L) {
 }
 
 Future *txaio__newfuture(lua_State *L) {
-  Future *f = initfuture(L);
+  Future *f = initfuture(L, 0);
+  luaL_setmetatable(L, TXAIO_FUTURE_MT);
+  return f;
+}
+
+Future *txaio__newcancellable(lua_State *L) {
+  Future *f = initfuture(L, 1);
   luaL_setmetatable(L, TXAIO_FUTURE_MT);
   return f;
 }
@@ -63,11 +71,15 @@ void txaio__pushfuturemts(lua_State *L) {
   txaio__pushrunqueue(L);
 }
 
-Future *txaio__upnewfuture(lua_State *L) {
-  Future *f = initfuture(L);
+static Future *upnewfuture(lua_State *L, int cancellable) {
+  Future *f = initfuture(L, cancellable);
   lua_pushvalue(L, lua_upvalueindex(1));
   lua_setmetatable(L, -2);
   return f;
+}
+
+Future *txaio__upnewfuture(lua_State *L) {
+  return upnewfuture(L, 0);
 }
 
 /*
@@ -108,6 +120,13 @@ static void dispatch_pair(lua_State *L, FutureState state, int vidx) {
   lua_pop(L, 2);
 }
 
+static void drop_canceller(lua_State *L, int fidx, Future *f) {
+  if (!f->hascanceller) return;
+  f->hascanceller = 0;
+  lua_pushnil(L);
+  lua_setiuservalue(L, fidx, FS_CANCELLER);
+}
+
 /*
 ** Records the outcome and queues every attached callback in the order added. Does not drain:
 ** the caller decides when callbacks run.
@@ -118,15 +137,21 @@ void txaio__settle(lua_State *L, int fidx, FutureState state, int vidx) {
   f->state = (unsigned char)state;
   f->ncallbacks = 0;
   if (state == FUT_FAILED) watch_unobserved(L, fidx, f);
-  lua_pushvalue(L, vidx);
-  lua_setiuservalue(L, fidx, FS_VALUE);   /* drops the canceller, which shared the slot */
-  if (n == 0) return;
+  drop_canceller(L, fidx, f);
+  if (n == 0) {
+    lua_pushvalue(L, vidx);
+    lua_setiuservalue(L, fidx, FS_VALUE);
+    return;
+  }
+  /* the callbacks off their slot before the value takes it */
   lua_getiuservalue(L, fidx, FS_CALLBACK);
+  lua_pushvalue(L, vidx);
+  lua_setiuservalue(L, fidx, FS_VALUE);
   if (n == 1) {
     lua_getiuservalue(L, fidx, FS_ERRBACK);
-    dispatch_pair(L, state, vidx);
     lua_pushnil(L);
     lua_setiuservalue(L, fidx, FS_ERRBACK);
+    dispatch_pair(L, state, vidx);
   } else {
     for (i = 1; i <= n; i++) {
       lua_rawgeti(L, -1, 2 * i - 1);
@@ -135,8 +160,6 @@ void txaio__settle(lua_State *L, int fidx, FutureState state, int vidx) {
     }
     lua_pop(L, 1);
   }
-  lua_pushnil(L);
-  lua_setiuservalue(L, fidx, FS_CALLBACK);
 }
 
 /* Attaches the pair at cbidx/ebidx (either may be nil) to the future at fidx. */
@@ -192,6 +215,7 @@ void txaio__addcallbacks(lua_State *L, int fidx, int cbidx, int ebidx) {
 
 static int fut_create(lua_State *L) {
   Future *f;
+  int cancellable;
   if (lua_gettop(L) == 0) {   /* the common case: a plain pending future */
     txaio__upnewfuture(L);
     return 1;
@@ -200,10 +224,13 @@ static int fut_create(lua_State *L) {
   txaio__checkcallable(L, 3, 1);
   if (!lua_isnil(L, 1) && !lua_isnil(L, 2))
     return luaL_error(L, "create_future: result and error are exclusive");
-  f = txaio__upnewfuture(L);
-  if (!lua_isnil(L, 3) && lua_isnil(L, 1) && lua_isnil(L, 2)) {   /* only a pending one needs it */
+  /* only a pending future needs its canceller */
+  cancellable = !lua_isnil(L, 3) && lua_isnil(L, 1) && lua_isnil(L, 2);
+  f = upnewfuture(L, cancellable);
+  if (cancellable) {
     lua_pushvalue(L, 3);
     lua_setiuservalue(L, 4, FS_CANCELLER);
+    f->hascanceller = 1;
   }
   if (!lua_isnil(L, 1)) {
     f->state = FUT_RESOLVED;
@@ -269,11 +296,10 @@ static int settle_one(lua_State *L, Future *f, FutureState state, int vidx) {
   f->state = (unsigned char)state;
   f->ncallbacks = 0;
   lua_pushvalue(L, vidx);
-  lua_setiuservalue(L, 1, FS_VALUE);   /* drops the canceller, which shared the slot */
-  lua_pushnil(L);
-  lua_setiuservalue(L, 1, FS_CALLBACK);
+  lua_setiuservalue(L, 1, FS_VALUE);   /* the callback's slot: fn holds it on the stack */
   lua_pushnil(L);
   lua_setiuservalue(L, 1, FS_ERRBACK);
+  drop_canceller(L, 1, f);
   txaio__runcallback(L, TXAIO_UPRUNQUEUE, fn, vidx);
   return 1;
 }
@@ -324,8 +350,9 @@ static int fut_cancel(lua_State *L) {
     lua_pushboolean(L, 0);
     return 1;
   }
-  if (lua_getiuservalue(L, 1, FS_CANCELLER) != LUA_TNIL) {
+  if (f->hascanceller) {
     int status;
+    lua_getiuservalue(L, 1, FS_CANCELLER);
     f->settling = 1;
     lua_pushcfunction(L, txaio__failure_msgh);
     lua_insert(L, -2);

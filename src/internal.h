@@ -25,13 +25,14 @@ typedef enum FutureState {
 ** collector sees them; the struct holds only flags and counts.
 */
 enum FutureSlot {
-  FS_VALUE = 1,             /* settled: the result, or the Failure */
-  /* pending: the canceller (callable or nil). A future needs its canceller only until it settles
-     and its value only afterwards, so the two share a slot: every user value costs 16 bytes. */
-  FS_CANCELLER = FS_VALUE,
-  FS_CALLBACK,              /* pending, one pair: its callback; more pairs: {cb1, eb1, cb2, ...} */
+  /* pending, one pair: its callback; more pairs: {cb1, eb1, cb2, ...}. A future needs its
+     callbacks only until it settles and its value only afterwards, so the two share a slot:
+     settling then writes one user value fewer. */
+  FS_CALLBACK = 1,
+  FS_VALUE = FS_CALLBACK,   /* settled: the result, or the Failure */
   FS_ERRBACK,               /* pending, one pair: its errback (most futures have exactly one) */
-  FS_NSLOTS = FS_ERRBACK
+  FS_CANCELLER,             /* pending: the canceller, when 'hascanceller' says there is one */
+  FS_NSLOTS = FS_CANCELLER
 };
 
 /* in every Future beside its own address; see txaio__tofuture */
@@ -44,6 +45,7 @@ typedef struct Future {
   unsigned char cancelled;   /* failed by cancel(): later resolve/reject are ignored */
   unsigned char observed;    /* an errback (or gather) saw or will see the outcome */
   unsigned char settling;    /* canceller running: guards against re-entrant cancel */
+  unsigned char hascanceller; /* FS_CANCELLER holds one, to be dropped on settling */
   int ncallbacks;            /* callback pairs still attached */
 } Future;
 
@@ -51,6 +53,7 @@ typedef struct Future {
 Future *txaio__checkfuture(lua_State *L, int idx);
 Future *txaio__tofuture(lua_State *L, int idx);
 Future *txaio__newfuture(lua_State *L);
+Future *txaio__newcancellable(lua_State *L);   /* with the slot for a canceller */
 /*
 ** For the Lua-facing functions registered with txaio__pushfuturemts's upvalues (the two future
 ** metatables, then the run queue): a new future takes its metatable from upvalue 1 instead of

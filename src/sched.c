@@ -382,14 +382,17 @@ static int timer_cancel_upvalue(lua_State *L) {
 static int api_sleep(lua_State *L) {
   double delay = txaio__checkdelay(L, 1);
   int sidx = txaio__bound_scheduler(L), fidx;
-  Future *f = txaio__newfuture(L);
+  Future *f = txaio__newcancellable(L);
   fidx = lua_gettop(L);
   txaio__sched_add(L, sidx, txaio__sched_now(L, sidx) + delay, fidx, 0, 0);
   lua_rawgetp(L, LUA_REGISTRYINDEX, &SCHEDULERS);
   lua_pushcclosure(L, timer_cancel_upvalue, 2);
   /* making the closure may run a finalizer that ticks the loop: a sleep(0) can be over already,
-     and the canceller's slot is the value's */
-  if (f->state == FUT_PENDING) lua_setiuservalue(L, fidx, FS_CANCELLER);
+     and a settled future keeps no canceller */
+  if (f->state == FUT_PENDING) {
+    lua_setiuservalue(L, fidx, FS_CANCELLER);
+    f->hascanceller = 1;
+  }
   lua_settop(L, fidx);
   return 1;
 }
