@@ -78,6 +78,26 @@ describe("txaio.create_future", function()
     assert.equal(1, calls)
     assert.equal(f, seen)
   end)
+
+  -- a settled future keeps its value, not its canceller: whatever the canceller holds is freed
+  for _, how in ipairs{ "resolve", "reject" } do
+    it("lets go of the canceller once the future is settled by " .. how, function()
+      local held = setmetatable({}, { __mode = "v" })
+      local f
+      do
+        local canceller = function() end
+        held[1] = canceller
+        f = txaio.create_future(nil, nil, canceller)
+      end
+      txaio.add_callbacks(f, nil, function() end)
+      collectgarbage(); collectgarbage()
+      assert.is_function(held[1], "collected while the future is pending")
+      txaio[how](f, "done")
+      collectgarbage(); collectgarbage()
+      assert.is_nil(held[1])
+      assert.is_true(txaio.is_called(f))
+    end)
+  end
 end)
 
 describe("txaio.create_future_success", function()

@@ -53,16 +53,18 @@ static Future *initfuture(lua_State *L, int cancellable) {
   return f;
 }
 
-Future *txaio__newfuture(lua_State *L) {
-  Future *f = initfuture(L, 0);
+static Future *newfuture(lua_State *L, int cancellable) {
+  Future *f = initfuture(L, cancellable);
   luaL_setmetatable(L, TXAIO_FUTURE_MT);
   return f;
 }
 
+Future *txaio__newfuture(lua_State *L) {
+  return newfuture(L, 0);
+}
+
 Future *txaio__newcancellable(lua_State *L) {
-  Future *f = initfuture(L, 1);
-  luaL_setmetatable(L, TXAIO_FUTURE_MT);
-  return f;
+  return newfuture(L, 1);
 }
 
 void txaio__pushfuturemts(lua_State *L) {
