@@ -122,6 +122,12 @@ static void dispatch_pair(lua_State *L, FutureState state, int vidx) {
   lua_pop(L, 2);
 }
 
+/* The slot and the flag change together, so a canceller is never dropped twice or kept */
+void txaio__setcanceller(lua_State *L, int fidx, Future *f) {
+  lua_setiuservalue(L, fidx, FS_CANCELLER);
+  f->hascanceller = 1;
+}
+
 static void drop_canceller(lua_State *L, int fidx, Future *f) {
   if (!f->hascanceller) return;
   f->hascanceller = 0;
@@ -231,8 +237,7 @@ static int fut_create(lua_State *L) {
   f = upnewfuture(L, cancellable);
   if (cancellable) {
     lua_pushvalue(L, 3);
-    lua_setiuservalue(L, 4, FS_CANCELLER);
-    f->hascanceller = 1;
+    txaio__setcanceller(L, 4, f);
   }
   if (!lua_isnil(L, 1)) {
     f->state = FUT_RESOLVED;

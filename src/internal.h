@@ -54,6 +54,7 @@ Future *txaio__checkfuture(lua_State *L, int idx);
 Future *txaio__tofuture(lua_State *L, int idx);
 Future *txaio__newfuture(lua_State *L);
 Future *txaio__newcancellable(lua_State *L);   /* with the slot for a canceller */
+void txaio__setcanceller(lua_State *L, int fidx, Future *f);   /* pops it from the stack */
 /*
 ** For the Lua-facing functions registered with txaio__pushfuturemts's upvalues (the two future
 ** metatables, then the run queue): a new future takes its metatable from upvalue 1 instead of

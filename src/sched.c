@@ -389,10 +389,7 @@ static int api_sleep(lua_State *L) {
   lua_pushcclosure(L, timer_cancel_upvalue, 2);
   /* making the closure may run a finalizer that ticks the loop: a sleep(0) can be over already,
      and a settled future keeps no canceller */
-  if (f->state == FUT_PENDING) {
-    lua_setiuservalue(L, fidx, FS_CANCELLER);
-    f->hascanceller = 1;
-  }
+  if (f->state == FUT_PENDING) txaio__setcanceller(L, fidx, f);
   lua_settop(L, fidx);
   return 1;
 }
