@@ -35,12 +35,11 @@ enum FutureSlot {
   FS_NSLOTS = FS_CANCELLER
 };
 
-/* in every Future beside its own address; see txaio__tofuture */
+/* mixed with a future's own address into its 'tag'; see txaio__tofuture */
 #define TXAIO_FUTURE_TAG 0x7478616fu   /* "txao" */
 
 typedef struct Future {
-  const struct Future *self;   /* its own address, with 'tag': how txaio__tofuture knows it */
-  unsigned int tag;
+  unsigned int tag;          /* TXAIO_FUTURE_TAG keyed by its address: how txaio__tofuture knows it */
   unsigned char state;       /* FutureState */
   unsigned char cancelled;   /* failed by cancel(): later resolve/reject are ignored */
   unsigned char observed;    /* an errback (or gather) saw or will see the outcome */
