@@ -50,16 +50,11 @@ local function median(xs)
   return (xs[m // 2] + xs[m // 2 + 1]) / 2
 end
 
--- Every (command) is run REPS times; each numeric field becomes its median, others the last value.
+-- Every command is run REPS times; each numeric field becomes its median, others the last value.
+-- A workload and its baseline take turns (txaio, baseline, txaio, ...) rather than running in two
+-- blocks: these machines are shared, and a slow minute then slows both sides of a ratio alike.
 local cache = {}
-local function measure(label, cmd)
-  if cache[cmd] then return cache[cmd] end
-  local runs = {}
-  io.stderr:write(("bench: %s, %d runs\n"):format(label, REPS))
-  for _ = 1, REPS do
-    local r = run_once(cmd)
-    if r then runs[#runs + 1] = r end
-  end
+local function summarize(runs)
   local res = {}
   for _, r in ipairs(runs) do
     for k, v in pairs(r) do
@@ -68,25 +63,39 @@ local function measure(label, cmd)
     end
   end
   for k, v in pairs(res) do if type(v) == "table" then res[k] = median(v) end end
-  cache[cmd] = res
   return res
+end
+
+local function measure(...)
+  local todo, seen = {}, {}
+  for _, m in ipairs({ ... }) do
+    if not cache[m.cmd] and not seen[m.cmd] then
+      seen[m.cmd] = true
+      todo[#todo + 1] = { m = m, runs = {} }
+      io.stderr:write(("bench: %s, %d runs\n"):format(m.label, REPS))
+    end
+  end
+  for _ = 1, REPS do
+    for _, t in ipairs(todo) do
+      local r = run_once(t.m.cmd)
+      if r then t.runs[#t.runs + 1] = r end
+    end
+  end
+  for _, t in ipairs(todo) do cache[t.m.cmd] = summarize(t.runs) end
 end
 
 local function lua_cmd(script, variant, count)
   return ("%s bench/%s %s %d"):format(shell_quote(LUA), script, variant, count)
 end
 local function lua(script, variant, count)
-  return function() return measure(script .. " " .. variant, lua_cmd(script, variant, count)) end
+  return { label = script .. " " .. variant, cmd = lua_cmd(script, variant, count) }
 end
 local function lua_args(script, count)   -- log_disabled.lua takes only N
-  return function()
-    return measure(script, ("%s bench/%s %d"):format(shell_quote(LUA), script, count))
-  end
+  return { label = script, cmd = ("%s bench/%s %d"):format(shell_quote(LUA), script, count) }
 end
 local function cprog(mode, count)
-  return function()
-    return measure("libuv_timers " .. mode, ("%s %s %d"):format(shell_quote(CPROG), mode, count))
-  end
+  return { label = "libuv_timers " .. mode,
+           cmd = ("%s %s %d"):format(shell_quote(CPROG), mode, count) }
 end
 
 local A = "(a) pure-Lua future"
@@ -142,8 +151,9 @@ end
 local header = { "workload", "txaio", "baseline", "baseline", "ratio", "target", "MISSED" }
 local out = {}
 for _, row in ipairs(rows) do
-  local t = row[2]()[row.field or "ns_per_op"]
-  local braw = row[4]()
+  measure(row[2], row[4])
+  local t = cache[row[2].cmd][row.field or "ns_per_op"]
+  local braw = cache[row[4].cmd]
   local b = braw[row.base_field or "ns_per_op"]
   if type(b) ~= "number" and braw.depth then
     b = ("n/a: %s at depth %d"):format((tostring(braw.error):gsub("_", " ")), braw.depth)
