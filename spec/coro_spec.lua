@@ -440,6 +440,38 @@ for _, backend in ipairs{ "clock", "host", "luv" } do
         assert.equal("caught", value_of(s))
       end)
 
+      it("awaits one future after another in the same coroutine, a failure among them", function()
+        needs_yield_across_pcall()
+        local fs = { txaio.create_future(), txaio.create_future(), txaio.create_future() }
+        local got = {}
+        local s = txaio.spawn(function()
+          for i = 1, 3 do got[i] = pack(pcall(txaio.await, fs[i])) end
+          return "all three"
+        end)
+        txaio.resolve(fs[1], "one")
+        txaio.reject(fs[2], "two failed")
+        assert.is_false(txaio.is_called(s))
+        txaio.resolve(fs[3], "three")
+        assert.same({ n = 2, true, "one" }, got[1])
+        assert.same({ n = 2, false, "two failed" }, got[2])
+        assert.same({ n = 2, true, "three" }, got[3])
+        assert.equal("all three", value_of(s))
+      end)
+
+      it("lets a coroutine that awaits a future nobody completes be collected", function()
+        local held = setmetatable({}, { __mode = "v" })
+        do
+          local never = txaio.create_future()
+          txaio.spawn(function()
+            held[1] = coroutine.running()
+            txaio.await(never)
+          end)
+        end
+        assert.is_not_nil(held[1])
+        collectgarbage(); collectgarbage()
+        assert.is_nil(held[1])
+      end)
+
       it("lets pcall around an await of a sleeping coroutine catch its error", function()
         needs_yield_across_pcall()
         local caught

@@ -11,7 +11,7 @@ local core = require "txaio.core"
 local lib = coroutine
 local function plain(name) return rawget(lib, "_" .. name) or lib[name] end
 local coroutine_create, coroutine_resume = plain("create"), plain("resume")
-local coroutine_yield, coroutine_status = plain("yield"), plain("status")
+local coroutine_yield = plain("yield")
 local coroutine_running = lib.running
 -- Lua 5.1 and 5.2 have no isyieldable; the core knows whether one of its callbacks runs here
 local coroutine_isyieldable = lib.isyieldable or core.can_yield
@@ -23,7 +23,7 @@ local is_future, is_called, outcome, failure_at = core.is_future, core.is_called
   core.failure_at
 local failure_awaited, getinfo = core.failure_awaited, debug.getinfo
 
-local unpack, select = table.unpack or unpack, select
+local select = select
 
 local M = {}
 
@@ -40,14 +40,30 @@ local function can_yield_across_pcall()
   return yieldable_pcall
 end
 
--- The task of each coroutine started by spawn: { future =, awaiting =, raised_value =, raised = }.
-local tasks = setmetatable({}, { __mode = "k" })
+-- The task of each coroutine started by spawn, while it runs: { co =, fn =, future =,
+-- awaiting =, raised_value =, raised =, cancelling = }. A coroutine left waiting on a future
+-- nobody completes must be collected with its task, yet the task refers to its coroutine. Weak
+-- keys alone would do that on Lua 5.2+ (ephemerons) but pin both forever on 5.1 and LuaJIT, so
+-- values are weak too: the task stays alive as long as its coroutine, whose body holds it.
+-- A finished task leaves at once.
+local tasks = setmetatable({}, { __mode = "kv" })
+
+-- A task is its future's canceller, called as canceller(future): a callable table saves each
+-- spawn a closure. Cancelling cancels the future the coroutine awaits, which raises inside it.
+local Task = {}
+function Task.__call(task)
+  local awaiting = task.awaiting
+  task.cancelling = true
+  if awaiting then core.cancel(awaiting) end
+end
 
 local CANNOT_WAIT = "cannot wait here: this code runs inside a callback called from C, which "
   .. "cannot yield; move the waiting code into txaio.spawn"
 
 -- Yielded by await, so that any other yield inside a task can be told apart.
 local AWAIT = {}
+-- Returned first by a task's body when it is over, so that step need not ask coroutine.status.
+local DONE = {}
 
 local step
 
@@ -58,6 +74,11 @@ local function raise(task, failure)
   task.raised, task.raised_value = failure, value
   error(value, 0)
 end
+
+-- The bodies of every task's coroutine, shared (no closure per spawn); resumed first with
+-- (task, ...). run_task catches with a message handler; run_bare is for plain Lua 5.1, where a
+-- coroutine cannot yield across xpcall, and leaves the error to be read off the dead coroutine.
+local run_task, run_bare
 
 -- Where an error re-raised by await left the coroutine's own code: the stack level (counted
 -- from the caller of exit_level, or in the dead thread co) of the caller of await, or of the line
@@ -76,30 +97,49 @@ local function exit_level(co, level)
     level = level + 2
     frame = info(level)
   end
+  if frame and (frame.func == run_task or frame.func == run_bare) then return nil end
   if frame and (frame.what == "Lua" or frame.what == "main") then return level end
   return nil
 end
 
+-- The message handler of run_task: it runs on the failing coroutine, whose task is still listed.
+-- An error re-raised by await is its failure's value: keep that failure's value and innermost
+-- traceback, adding this coroutine to its await chain, instead of capturing anew.
+local function task_handler(err)
+  local task = tasks[coroutine_running()]
+  if task.raised and rawequal(err, task.raised_value) then
+    return failure_awaited(task.raised, exit_level(nil, 2) or task.fn)
+  end
+  return failure_at(err, 2)   -- frames from the raise point, not from this handler
+end
+
+run_task = function(task, ...)
+  return DONE, xpcall(task.fn, task_handler, ...)
+end
+
+run_bare = function(task, ...)
+  return DONE, true, task.fn(...)
+end
+
 local function finish(task, ok, value)
+  tasks[task.co] = nil
   -- cancelled: whatever the coroutine did after seeing its CancelledError, the future stays cancelled
   if task.cancelling or is_called(task.future) then return end
   if ok then resolve(task.future, value) else reject(task.future, value) end
 end
 
--- Resumes `co` with the outcome of the future it awaited.
-step = function(co, ...)
-  local task = tasks[co]
-  local ok, a, b = coroutine_resume(co, ...)
+-- Resumes the task's coroutine: first with its arguments, then with the outcome of the future
+-- it awaited (true, value or false, failure).
+step = function(task, ...)
+  local co = task.co
+  local ok, a, b, c = coroutine_resume(co, ...)
+  if a == DONE then return finish(task, b, c) end
   if not ok then   -- the body raised outside any xpcall (plain Lua 5.1)
     if not (task.raised and rawequal(a, task.raised_value)) then a = core.failure_of_thread(co, a)
     else a = failure_awaited(task.raised, co, exit_level(co, 0) or task.fn) end
     return finish(task, false, a)
   end
-  if coroutine_status(co) == "dead" then
-    return finish(task, a, b)
-  end
   if a ~= AWAIT then
-    tasks[co] = nil
     return finish(task, false, "spawn: the coroutine yielded outside txaio.await; "
       .. "inside txaio.spawn, wait for things with txaio.await(future)")
   end
@@ -114,35 +154,24 @@ function M.spawn(fn, ...)
   if ftype ~= "function" and not (ftype == "table" and (getmetatable(fn) or {}).__call) then
     error(("bad argument #1 to 'spawn' (callable expected, got %s)"):format(ftype), 2)
   end
-  local task
-  local co
-  if can_yield_across_pcall() then
-    co = coroutine_create(function(...)
-      -- an error re-raised by await is its failure's value: keep that failure's value and
-      -- innermost traceback, adding this coroutine to its await chain, instead of capturing anew
-      local function handler(err)
-        if task.raised and rawequal(err, task.raised_value) then
-          return failure_awaited(task.raised, exit_level(nil, 2) or task.fn)
-        end
-        return failure_at(err, 2)   -- frames from the raise point, not from this handler
-      end
-      local args = { n = select("#", ...), ... }
-      return xpcall(function() return fn(unpack(args, 1, args.n)) end, handler)
-    end)
-  else
-    co = coroutine_create(function(...) return true, fn(...) end)
-  end
-  task = {
-    fn = fn,
-    future = create_future(nil, nil, function()
-      local awaiting = task.awaiting
-      task.cancelling = true
-      if awaiting then core.cancel(awaiting) end
-    end),
-  }
+  local co = coroutine_create(can_yield_across_pcall() and run_task or run_bare)
+  -- the future's field is in the constructor so that setting it does not resize the table
+  local task = setmetatable({ co = co, fn = fn, future = false }, Task)
+  task.future = create_future(nil, nil, task)
   tasks[co] = task
-  step(co, ...)
+  step(task, task, ...)
   return task.future
+end
+
+-- The pair await attaches, made once per task: a task that awaits in a loop reuses them.
+local function attach(task, f)
+  local on_value, on_failure = task.on_value, task.on_failure
+  if not on_value then
+    on_value = function(v) step(task, true, v) end
+    on_failure = function(fl) step(task, false, fl) end
+    task.on_value, task.on_failure = on_value, on_failure
+  end
+  add_callbacks(f, on_value, on_failure)
 end
 
 --- Inside a coroutine started by `spawn`: waits for future `f` and returns its value, or raises
@@ -162,8 +191,7 @@ function M.await(f)
   if state == "failed" then raise(task, value) end
   if not coroutine_isyieldable() then error("await: " .. CANNOT_WAIT, 2) end
   task.awaiting = f
-  add_callbacks(f, function(v) step(running, true, v) end,
-    function(fl) step(running, false, fl) end)
+  attach(task, f)
   local ok, outcome_value = coroutine_yield(AWAIT)
   task.awaiting = nil
   if ok then return outcome_value end
