@@ -17,8 +17,7 @@ static const char *const state_names[] = { "pending", "resolved", "failed" };
 ** accident, and debug.setmetatable cannot dress another userdata up as a future (a metatable check
 ** would let it through and then misread its memory). It is also three API calls cheaper than
 ** comparing metatables, which is a tenth of what create, add_callbacks and resolve cost together.
-** Keying the tag, rather than storing the address beside it, keeps a future 8 bytes smaller: the
-** collector's work grows with the bytes allocated, and most futures live for one lifecycle.
+** Keying the tag, rather than storing the address beside it, keeps every future 8 bytes smaller.
 */
 static unsigned int future_tag(const Future *f) {
   return (unsigned int)(uintptr_t)f ^ TXAIO_FUTURE_TAG;

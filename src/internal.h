@@ -39,7 +39,7 @@ enum FutureSlot {
 #define TXAIO_FUTURE_TAG 0x7478616fu   /* "txao" */
 
 typedef struct Future {
-  unsigned int tag;          /* TXAIO_FUTURE_TAG keyed by its address: how txaio__tofuture knows it */
+  unsigned int tag;          /* TXAIO_FUTURE_TAG keyed by its address: see txaio__tofuture */
   unsigned char state;       /* FutureState */
   unsigned char cancelled;   /* failed by cancel(): later resolve/reject are ignored */
   unsigned char observed;    /* an errback (or gather) saw or will see the outcome */

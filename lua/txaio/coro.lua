@@ -41,7 +41,7 @@ local function can_yield_across_pcall()
 end
 
 -- The task of each coroutine started by spawn, while it runs: { co =, fn =, future =,
--- awaiting =, raised_value =, raised =, cancelling = }. A coroutine left waiting on a future
+-- awaiting =, on_value =, on_failure =, raised_value =, raised =, cancelling = }. A coroutine left waiting on a future
 -- nobody completes must be collected with its task, yet the task refers to its coroutine. Weak
 -- keys alone would do that on Lua 5.2+ (ephemerons) but pin both forever on 5.1 and LuaJIT, so
 -- values are weak too: the task stays alive as long as its coroutine, whose body holds it.
