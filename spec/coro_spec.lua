@@ -567,6 +567,19 @@ for _, backend in ipairs{ "clock", "host", "luv" } do
           "coro_spec.lua: in function <" .. chain[1].source .. ":" .. defined .. ">")
       end)
 
+      it("names await itself in the chain when spawn runs txaio.await directly", function()
+        -- no line of the coroutine's own is on the stack, and txaio's internal body must not
+        -- stand in for one (on plain Lua 5.1 it is a Lua frame right above await)
+        local f = txaio.create_future()
+        local s = txaio.spawn(txaio.await, f)
+        txaio.reject(f, "direct")
+        local fl = failure_of(s)
+        local chain = fl:await_chain()
+        assert.equal(1, #chain)
+        assert.is_nil(chain[1].line)
+        assert.equal(debug.getinfo(txaio.await, "S").linedefined, chain[1].linedefined)
+      end)
+
       it("does not let callers change the chain another failure shares", function()
         local inner = txaio.spawn(function()
           txaio.await(txaio.sleep(0.01))

@@ -97,6 +97,7 @@ local function exit_level(co, level)
     level = level + 2
     frame = info(level)
   end
+  -- our own body, right above await when the task's function is await itself (plain 5.1)
   if frame and (frame.func == run_task or frame.func == run_bare) then return nil end
   if frame and (frame.what == "Lua" or frame.what == "main") then return level end
   return nil
