@@ -174,6 +174,24 @@ describe("testutil.replace_loop", function()
     assert.are.equal(outer, txaio.config.loop)
   end)
 
+  it("accepts a callable table as fn", function()
+    local clock = testutil.Clock()
+    local callable = setmetatable({}, { __call = function(self, loop) return self, loop end })
+    local got_self, got_loop = testutil.replace_loop(clock, callable)
+    assert.are.equal(callable, got_self)
+    assert.are.equal(clock, got_loop)
+    assert.are.equal(outer, txaio.config.loop)
+  end)
+
+  it("refuses a fn that cannot be called, before touching the loop", function()
+    for _, bad in ipairs({ 42, "f", {}, setmetatable({}, { __index = {} }) }) do
+      local err = error_of(testutil.replace_loop, testutil.Clock(), bad)
+      assert_contains(tostring(err),
+        "bad argument #2 to 'replace_loop' (callable expected, got " .. type(bad) .. ")")
+      assert.are.equal(outer, txaio.config.loop)
+    end
+  end)
+
   it("restores the previous loop after nested replacements", function()
     local a, b = testutil.Clock(), testutil.Clock()
     local seen = {}

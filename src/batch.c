@@ -40,7 +40,7 @@ typedef struct BatchedCall {
 enum { BC_BUCKET = 1, BC_FN, BC_ARGS };
 
 int txaio__isbucket(lua_State *L, int idx) {
-  return luaL_testudata(L, idx, TXAIO_BUCKET_MT) != NULL;
+  return txaio__testudata(L, idx, TXAIO_BUCKET_MT, sizeof(Bucket)) != NULL;
 }
 
 static void bucket_forget(lua_State *L, int bidx) {
@@ -117,7 +117,7 @@ void txaio__bucket_fire(lua_State *L, int bidx, int sidx, double now) {
 
 /* bt:call_later(delay, fn, ...) */
 static int bt_call_later(lua_State *L) {
-  Batched *bt = (Batched *)luaL_checkudata(L, 1, TXAIO_BATCHED_MT);
+  Batched *bt = (Batched *)txaio__checkudata(L, 1, TXAIO_BATCHED_MT, sizeof(Batched));
   int nargs = lua_gettop(L) - 3, sidx, bidx, cidx, i;
   double delay = txaio__checkdelay(L, 2), due, fire_at;
   lua_Integer k;
@@ -184,7 +184,7 @@ static int bt_call_later(lua_State *L) {
 }
 
 static int bc_cancel(lua_State *L) {
-  BatchedCall *c = (BatchedCall *)luaL_checkudata(L, 1, TXAIO_BCALL_MT);
+  BatchedCall *c = (BatchedCall *)txaio__checkudata(L, 1, TXAIO_BCALL_MT, sizeof(BatchedCall));
   Bucket *b;
   if (!c->active) {
     lua_pushboolean(L, 0);
@@ -204,7 +204,7 @@ static int bc_cancel(lua_State *L) {
 }
 
 static int bc_active(lua_State *L) {
-  BatchedCall *c = (BatchedCall *)luaL_checkudata(L, 1, TXAIO_BCALL_MT);
+  BatchedCall *c = (BatchedCall *)txaio__checkudata(L, 1, TXAIO_BCALL_MT, sizeof(BatchedCall));
   lua_pushboolean(L, c->active);
   return 1;
 }

@@ -19,11 +19,11 @@ typedef struct Failure {
 } Failure;
 
 int txaio__isfailure(lua_State *L, int idx) {
-  return luaL_testudata(L, idx, TXAIO_FAILURE_MT) != NULL;
+  return txaio__testudata(L, idx, TXAIO_FAILURE_MT, sizeof(Failure)) != NULL;
 }
 
 static Failure *checkfailure(lua_State *L, int idx) {
-  return (Failure *)luaL_checkudata(L, idx, TXAIO_FAILURE_MT);
+  return (Failure *)txaio__checkudata(L, idx, TXAIO_FAILURE_MT, sizeof(Failure));
 }
 
 static int last_level(lua_State *L) {
@@ -336,10 +336,10 @@ static int fail_index(lua_State *L) {
     lua_getiuservalue(L, 1, FL_VALUE);
     return 1;
   }
-  lua_getmetatable(L, 1);
-  lua_getfield(L, -1, "methods");
+  /* the methods table is an upvalue: the metatable is reachable from Lua, so a field of it could
+     have been replaced by anything */
   lua_pushvalue(L, 2);
-  lua_rawget(L, -2);
+  lua_rawget(L, lua_upvalueindex(1));
   return 1;
 }
 
@@ -377,9 +377,10 @@ static int cancelled_tostring(lua_State *L) {
 
 void txaio__openfailure(lua_State *L) {
   luaL_newmetatable(L, TXAIO_FAILURE_MT);
-  luaL_setfuncs(L, failure_meta, 0);
   luaL_newlib(L, failure_methods);
-  lua_setfield(L, -2, "methods");
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -3, "methods");   /* for users and docs; __index reads its own reference */
+  luaL_setfuncs(L, failure_meta, 1);
   lua_pop(L, 1);
   luaL_setfuncs(L, failure_funcs, 0);
   /* CancelledError is a metatable users compare against; its __name gives failure_message's kind */

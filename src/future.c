@@ -436,7 +436,13 @@ static int fut_as_future(lua_State *L) {
   lua_pushcfunction(L, txaio__failure_msgh);
   lua_insert(L, 1);
   if (lua_pcall(L, nargs, 1, 1) != LUA_OK) {
-    Future *f = txaio__upnewfuture(L);
+    Future *f;
+    /* a memory error (or an error in the handler) skips the handler: the raw value comes back */
+    if (!txaio__isfailure(L, -1)) {
+      txaio__tofailure(L, -1, 1);
+      lua_remove(L, -2);
+    }
+    f = txaio__upnewfuture(L);
     f->state = FUT_FAILED;
     lua_insert(L, -2);
     lua_setiuservalue(L, -2, FS_VALUE);

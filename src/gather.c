@@ -14,7 +14,7 @@ typedef struct Gather {
 } Gather;
 
 int txaio__isgather(lua_State *L, int idx) {
-  return luaL_testudata(L, idx, TXAIO_GATHER_MT) != NULL;
+  return txaio__testudata(L, idx, TXAIO_GATHER_MT, sizeof(Gather)) != NULL;
 }
 
 /*
@@ -84,6 +84,14 @@ static lua_Integer list_length(lua_State *L, int idx) {
   return n;
 }
 
+/* [-0, +1] pushes item i of the list at 1, or raises if it is not a future */
+static void check_item(lua_State *L, lua_Integer i) {
+  lua_rawgeti(L, 1, i);
+  if (!txaio__tofuture(L, -1))
+    luaL_argerror(L, 1, lua_pushfstring(L, "list of futures expected, item %d is %s", (int)i,
+                                        luaL_typename(L, -1)));
+}
+
 static int gather_new(lua_State *L) {
   lua_Integer n, i;
   Gather *g;
@@ -91,16 +99,22 @@ static int gather_new(lua_State *L) {
   lua_settop(L, 2);
   n = list_length(L, 1);
   luaL_argcheck(L, n >= 0 && n <= 0x7fffffff, 1, "list length out of range");
-  /* check everything first so that a bad item leaves every future untouched */
+  /* every item is checked before any is touched, so a bad one changes nothing; and before
+     anything is allocated, so a bad list is refused however long it claims to be */
   for (i = 1; i <= n; i++) {
-    lua_rawgeti(L, 1, i);
-    if (!txaio__tofuture(L, -1))
-      return luaL_argerror(L, 1, lua_pushfstring(L, "list of futures expected, item %d is %s",
-                                                 (int)i, luaL_typename(L, -1)));
+    check_item(L, i);
     lua_pop(L, 1);
   }
   txaio__upnewfuture(L);                     /* 3: the gathered future */
   lua_createtable(L, (int)n, 1);             /* 4: the results */
+  /* Only copies of the items are used from here on, checked again as they are copied: allocating
+     (above, and when attaching below) may run a finalizer that changes the list. Filling the
+     presized table allocates nothing. Slot i keeps its future until item i reports its outcome,
+     which it can only do once attached. */
+  for (i = 1; i <= n; i++) {
+    check_item(L, i);
+    lua_rawseti(L, 4, i);
+  }
   lua_pushinteger(L, n);
   lua_setfield(L, 4, "n");
   if (n == 0) {
@@ -118,7 +132,7 @@ static int gather_new(lua_State *L) {
   lua_pushvalue(L, 4);
   lua_setiuservalue(L, 5, GS_RESULTS);
   for (i = 1; i <= n; i++) {
-    lua_rawgeti(L, 1, i);                    /* 6: item */
+    lua_rawgeti(L, 4, i);                    /* 6: item, as checked */
     ((Future *)lua_touserdata(L, 6))->observed = 1;
     lua_pushinteger(L, i);                   /* 7 */
     txaio__addcallbacks(L, 6, 5, 7);

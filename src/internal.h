@@ -104,4 +104,28 @@ void txaio__openrunqueue(lua_State *L);
 int txaio__iscallable(lua_State *L, int idx);
 void txaio__checkcallable(lua_State *L, int arg, int nilok);
 
+/*
+** luaL_testudata and luaL_checkudata that also check the size: debug.setmetatable can give one of
+** the core's metatables to any userdata, and a smaller one must never be read as the core's.
+*/
+static inline void *txaio__testudata(lua_State *L, int idx, const char *tname, size_t size) {
+  void *p = luaL_testudata(L, idx, tname);
+  return p != NULL && lua_rawlen(L, idx) == size ? p : NULL;
+}
+
+/* the argument error for idx, which is not a 'tname'; luaL_typeerror would name the metatable's
+   __name for a lookalike that only has the metatable, and read "X expected, got X" */
+static inline int txaio__udataerror(lua_State *L, int idx, const char *tname) {
+  if (luaL_testudata(L, idx, tname) != NULL)
+    return luaL_argerror(L, idx, lua_pushfstring(L, "%s expected, got a userdata that only has its "
+                                                 "metatable", tname));
+  return luaL_typeerror(L, idx, tname);
+}
+
+static inline void *txaio__checkudata(lua_State *L, int idx, const char *tname, size_t size) {
+  void *p = txaio__testudata(L, idx, tname, size);
+  if (txaio_unlikely(p == NULL)) txaio__udataerror(L, idx, tname);
+  return p;
+}
+
 #endif

@@ -73,14 +73,17 @@ void txaio__queue_unhandled(lua_State *L, int failidx) {
 
 void txaio__flush_unhandled(lua_State *L) {
   RunQueue *rq = getrq(L);
-  int i, n = rq->nunhandled, list;
-  if (n == 0) { lua_pop(L, 1); return; }
-  /* swap the list out first: the reporter may cause more finalizers to queue */
-  lua_getiuservalue(L, -1, RQ_UNHANDLED);
-  list = lua_gettop(L);
+  int rqidx = lua_gettop(L), i, n, list;
+  if (rq->nunhandled == 0) { lua_pop(L, 1); return; }
+  /* swap the list out first: the reporter may cause more finalizers to queue. The new list is made
+     before the old one is measured: making it may run finalizers that add to the old one. */
   lua_newtable(L);
-  lua_setiuservalue(L, list - 1, RQ_UNHANDLED);
+  lua_getiuservalue(L, rqidx, RQ_UNHANDLED);
+  n = rq->nunhandled;
+  lua_insert(L, -2);
+  lua_setiuservalue(L, rqidx, RQ_UNHANDLED);
   rq->nunhandled = 0;
+  list = lua_gettop(L);
   for (i = 1; i <= n; i++) {
     lua_rawgeti(L, list, i);
     txaio__report(L, "future", -1);

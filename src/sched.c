@@ -35,8 +35,24 @@ static const char SCHEDULERS = 0;
 static const char BINDING_NOLOOP[] =
   "txaio: no event loop selected; call txaio.use_luv() or txaio.use_host(adapter) first";
 
+/* mixed with a scheduler's address into its tag, as futures do (see future.c): cheaper than a
+   metatable check on the way of every call_later, and no other userdata passes it by accident */
+#define TXAIO_SCHEDULER_TAG 0x74786c70u   /* "txlp" */
+
+static unsigned int scheduler_tag(const Scheduler *s) {
+  return (unsigned int)(uintptr_t)s ^ TXAIO_SCHEDULER_TAG;
+}
+
+Scheduler *txaio__toscheduler(lua_State *L, int idx) {
+  Scheduler *s = (Scheduler *)lua_touserdata(L, idx);
+  if (s == NULL || lua_rawlen(L, idx) != sizeof(Scheduler)) return NULL;
+  return s->tag == scheduler_tag(s) ? s : NULL;
+}
+
 Scheduler *txaio__checkscheduler(lua_State *L, int idx) {
-  return (Scheduler *)luaL_checkudata(L, idx, TXAIO_SCHEDULER_MT);
+  Scheduler *s = txaio__toscheduler(L, idx);
+  if (txaio_unlikely(s == NULL)) txaio__udataerror(L, idx, TXAIO_SCHEDULER_MT);
+  return s;
 }
 
 static double monotonic_seconds(void) {
@@ -357,6 +373,9 @@ int txaio__bound_scheduler(lua_State *L) {
     lua_pushstring(L, BINDING_NOLOOP);
     return lua_error(L);
   }
+  /* the binding is a plain table that core.bind's caller keeps: never trust what it holds */
+  if (txaio_unlikely(txaio__toscheduler(L, -1) == NULL))
+    luaL_error(L, "txaio: the loop's binding holds %s, not a scheduler", luaL_typename(L, -1));
   return lua_gettop(L);
 }
 
@@ -426,6 +445,7 @@ static int core_bind(lua_State *L) {
 Scheduler *txaio__newscheduler(lua_State *L) {
   Scheduler *s = (Scheduler *)lua_newuserdatauv(L, sizeof(Scheduler), SS_NSLOTS);
   memset(s, 0, sizeof *s);
+  s->tag = scheduler_tag(s);
   txaio__heap_init(&s->heap);
   s->last_now = -HUGE_VAL;
   s->armed = HUGE_VAL;
@@ -468,6 +488,12 @@ static int sched_m_tick(lua_State *L) {
   return 1;
 }
 
+/* core.is_scheduler(x): whether x is a scheduler the core made (what a loop object wraps) */
+static int sched_is(lua_State *L) {
+  lua_pushboolean(L, txaio__toscheduler(L, 1) != NULL);
+  return 1;
+}
+
 static int sched_m_pending(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)txaio__checkscheduler(L, 1)->heap.count);
   return 1;
@@ -486,7 +512,7 @@ static int sched_m_call_later(lua_State *L) {
 }
 
 static int sched_gc(lua_State *L) {
-  Scheduler *s = (Scheduler *)luaL_testudata(L, 1, TXAIO_SCHEDULER_MT);
+  Scheduler *s = txaio__toscheduler(L, 1);
   void *ud;
   lua_Alloc alloc = lua_getallocf(L, &ud);
   size_t i;
@@ -508,14 +534,14 @@ static int sched_gc(lua_State *L) {
 }
 
 /* luaL_checkudata for the timer methods, with the metatable at hand (upvalue 2) instead of
-   looked up in the registry by name */
+   looked up in the registry by name; and the size, as txaio__checkudata does */
 static Timer *checktimer(lua_State *L) {
   Timer *t = (Timer *)lua_touserdata(L, 1);
   int same;
   if (t == NULL || !lua_getmetatable(L, 1)) luaL_typeerror(L, 1, TXAIO_TIMER_MT);
   same = lua_rawequal(L, -1, lua_upvalueindex(2));
   lua_pop(L, 1);
-  if (!same) luaL_typeerror(L, 1, TXAIO_TIMER_MT);
+  if (!same || lua_rawlen(L, 1) != sizeof(Timer)) txaio__udataerror(L, 1, TXAIO_TIMER_MT);
   return t;
 }
 
@@ -582,6 +608,8 @@ void txaio__opensched(lua_State *L) {
   lua_pop(L, 1);
   lua_pushcfunction(L, sched_new);
   lua_setfield(L, -2, "new_scheduler");
+  lua_pushcfunction(L, sched_is);
+  lua_setfield(L, -2, "is_scheduler");
   lua_pushcfunction(L, core_bind);
   lua_setfield(L, -2, "bind");
 }

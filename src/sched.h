@@ -15,6 +15,7 @@
 enum SchedSlot { SS_NOW = 1, SS_WAKE, SS_ROOTS, SS_TIMER_MT, SS_NSLOTS = SS_TIMER_MT };
 
 typedef struct Scheduler {
+  unsigned int tag;  /* TXAIO_SCHEDULER_TAG keyed by its address: see txaio__toscheduler */
   Heap heap;
   uint64_t seq;      /* tie-breaker: equal deadlines fire in scheduling order */
   double last_now;   /* the clock never appears to go backwards */
@@ -35,6 +36,7 @@ typedef struct Scheduler {
   void *c_ud;
 } Scheduler;
 
+Scheduler *txaio__toscheduler(lua_State *L, int idx);   /* NULL when idx holds no scheduler */
 Scheduler *txaio__checkscheduler(lua_State *L, int idx);
 double txaio__sched_now(lua_State *L, int sidx);
 double txaio__checkdelay(lua_State *L, int arg);

@@ -1,6 +1,8 @@
 --- Loop objects: what `txaio.config.loop` holds. Each wraps one C scheduler (all of the loop's
 -- timers) and says which kind of backend feeds it the clock and the wake-up.
 -- @module txaio.loop
+local core = require "txaio.core"
+
 local M = {}
 
 local Loop = {}
@@ -14,7 +16,7 @@ end
 
 --- True for loop objects made by txaio (including subclasses such as testutil's Clock).
 function M.is_loop(x)
-  return type(x) == "table" and type(rawget(x, "_sched")) == "userdata"
+  return type(x) == "table" and core.is_scheduler(rawget(x, "_sched"))
 end
 
 --- The loop's monotonic time in seconds.

@@ -58,6 +58,8 @@ function M.flush()
 end
 
 local function report(what, failure)
+  -- an out-of-memory error skips the message handler that makes the failure: the raw value comes
+  if not core.is_failure(failure) then failure = core.create_failure(failure) end
   local message = (PREFIX[what] or ("Unhandled error in " .. tostring(what) .. ": "))
     .. core.failure_message(failure)
   local ok = pcall(handler, message, failure)

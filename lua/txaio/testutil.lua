@@ -3,7 +3,7 @@
 local core = require "txaio.core"
 local looplib = require "txaio.loop"
 
-local type, error, select, pcall = type, error, select, pcall
+local type, error, select, pcall, getmetatable = type, error, select, pcall, getmetatable
 local unpack = table.unpack or unpack
 
 local M = {}
@@ -48,8 +48,9 @@ end
 --- Runs `fn(loop)` with `txaio.config.loop` set to `loop`; restores the previous loop afterwards,
 -- even when `fn` raises, and returns `fn`'s results.
 function M.replace_loop(loop, fn)
-  if type(fn) ~= "function" then
-    error("bad argument #2 to 'replace_loop' (function expected, got " .. type(fn) .. ")", 2)
+  local mt = getmetatable(fn)
+  if type(fn) ~= "function" and not (type(mt) == "table" and mt.__call ~= nil) then
+    error("bad argument #2 to 'replace_loop' (callable expected, got " .. type(fn) .. ")", 2)
   end
   local txaio = require "txaio"
   local previous = txaio.config.loop
