@@ -88,3 +88,37 @@ describe("a host adapter whose now() raises", function()
     assert.truthy(err:find("now() returned string", 1, true), err)
   end)
 end)
+
+describe("a host adapter whose wake() schedules a timer itself", function()
+  -- wake() runs inside call_later, which has pushed its timer and would take it back if wake()
+  -- raised. A call_later inside wake() runs wake() again; that inner wake-up used to mark the
+  -- loop as no longer waking, so a tick from the outer wake() ran and fired the half-scheduled
+  -- timer, and undoing it then crashed.
+  it("still refuses a tick from the outer wake(), and undoing the outer call_later works", function()
+    local depth, tick_error, fired, now = 0, nil, {}, 0
+    local run_tick
+    txaio.use_host{
+      now = function() return now end,
+      wake = function(_, run)
+        depth = depth + 1
+        if depth == 1 then
+          txaio.call_later(0, function() fired[#fired + 1] = "inner" end)
+          now = 100   -- both timers due: a tick now would fire the outer one too
+          local ok, err = pcall(run)
+          if not ok then tick_error = err end
+          error("outer wake broke")
+        end
+        run_tick = run
+      end,
+    }
+    local err = error_message_of(txaio.call_later, 1, function() fired[#fired + 1] = "outer" end)
+    assert.truthy(err:find("outer wake broke", 1, true), err)
+    assert.truthy(tostring(tick_error):find("tick() called from inside the loop's wake()", 1, true),
+      tostring(tick_error))
+    assert.are.equal(1, txaio.config.loop:pending())   -- the inner timer only
+    assert.is_function(run_tick)
+    txaio.tick()
+    assert.are.same({ "inner" }, fired)
+    assert.are.equal(0, txaio.config.loop:pending())
+  end)
+end)

@@ -281,3 +281,45 @@ describe("txaio.make_batched_timer", function()
     assert.are.equal(0, clock:pending())
   end)
 end)
+
+describe("the arguments of a batched call", function()
+  local unpack = compat.unpack
+
+  it("are at most 10,000: more is refused with an argument error and nothing is scheduled", function()
+    local args = {}
+    for i = 1, 10001 do args[i] = i end
+    if not pcall(function() return select("#", unpack(args)) end) then
+      pending(_VERSION .. " cannot pass 10,001 arguments to a function (LUAI_MAXCSTACK)")
+      return
+    end
+    local bt = txaio.make_batched_timer(1)
+    local got
+    bt:call_later(0, function(...) got = pack(...) end, unpack(args, 1, 10000))
+    clock:advance(2)
+    assert.are.equal(10000, got.n)
+    local err = error_message_of(function() return bt:call_later(0, noop, unpack(args)) end)
+    assert_contains(err, "bad argument #10003 to 'call_later' (too many arguments for the "
+      .. "callback (at most 10000))")
+    assert.are.equal(0, clock:pending())
+  end)
+
+  it("that do not fit on the stack of the tick are reported, and the bucket's other calls run", function()
+    local reports, restore = helpers.record_reports()
+    local bt = txaio.make_batched_timer(1)
+    local args, ran = {}, 0
+    for i = 1, helpers.TOO_MANY_FOR_FULL_STACK do args[i] = i end
+    local big = bt:call_later(0.5, function() error("must not run") end, unpack(args))
+    bt:call_later(0.5, function() ran = ran + 1 end)
+    bt:call_later(0.5, function() ran = ran + 1 end)
+    clock.seconds = 1   -- the bucket is due; its calls run in one chunk
+    local ok, err = helpers.with_full_stack(function() return pcall(clock.tick, clock) end)
+    restore()
+    assert.is_true(ok, tostring(err))
+    assert.are.equal(2, ran)
+    assert.is_false(big:active())
+    assert.is_false(big:cancel())
+    assert.are.equal(1, #helpers.reports_about(reports,
+      "stack overflow (no room for the arguments of a batched call)"))
+    assert.are.equal(0, clock:pending())
+  end)
+end)

@@ -290,6 +290,89 @@ describe("txaio.call_later", function()
   end)
 end)
 
+describe("the number of arguments a timer keeps", function()
+  local unpack = compat.unpack
+  local args = {}
+  for i = 1, 10001 do args[i] = i end
+
+  it("is at most 10,000: more is refused with an argument error and nothing is scheduled", function()
+    if not pcall(function() return select("#", unpack(args)) end) then
+      pending(_VERSION .. " cannot pass 10,001 arguments to a function (LUAI_MAXCSTACK)")
+      return
+    end
+    local got
+    txaio.call_later(0, function(...) got = pack(...) end, unpack(args, 1, 10000))
+    clock:advance(1)
+    assert.are.equal(10000, got.n)
+    assert.are.equal(10000, got[10000])
+    local err = error_message_of(txaio.call_later, 0, noop, unpack(args))
+    assert_contains(err, "bad argument #10003 to '")
+    assert_contains(err, "' (too many arguments for the callback (at most 10000))")
+    assert.are.equal(0, clock:pending())
+  end)
+end)
+
+describe("a timer whose arguments do not fit on the stack of the tick", function()
+  it("is reported as a callback error, and the tick runs the other due timers", function()
+    local reports, restore = helpers.record_reports()
+    local args, ran, ran_later = {}, false, false
+    for i = 1, helpers.TOO_MANY_FOR_FULL_STACK do args[i] = i end
+    local big = txaio.call_later(0, function() error("must not run") end, compat.unpack(args))
+    txaio.call_later(0, function() ran = true end)
+    txaio.call_later(2, function() ran_later = true end)
+    local ok, err = helpers.with_full_stack(function() return pcall(clock.tick, clock) end)
+    restore()
+    assert.is_true(ok, tostring(err))
+    assert.is_true(ran)
+    assert.is_false(big:active())
+    assert.is_false(big:cancel())
+    local found = helpers.reports_about(reports,
+      "stack overflow (no room for the arguments of a timer callback)")
+    assert.are.equal(1, #found)
+    assert.are.equal(1, clock:pending())
+    clock:advance(2)
+    assert.is_true(ran_later)
+  end)
+end)
+
+describe("a finalizer that schedules while a cancel empties a large heap", function()
+  local finalizer = require "finalizer"
+  after_each(function() finalizer.disarm() end)
+
+  -- The last cancel frees the heap's array and starts a fresh ROOTS table. Making that table may
+  -- run a finalizer; a timer it schedules went into the heap and ROOTS that were then thrown
+  -- away, and the next tick read a freed timer.
+  it("keeps that timer: it fires when due", function()
+    local hs = {}
+    for i = 1, 1100 do hs[i] = txaio.call_later(1, noop) end   -- more than 1024: shrinks when empty
+    for i = 1, 1099 do hs[i]:cancel() end
+    local cancelling, fired = false, false
+    finalizer.arm(function()
+      if not (cancelling and clock:pending() == 0) then return false end   -- not there yet
+      txaio.call_later(2, function() fired = true end)
+    end)
+    -- nothing else between arming and the cancel: evaluating assert.is_true allocates
+    cancelling = true
+    local cancelled = hs[1100]:cancel()
+    cancelling = false
+    local placed = finalizer.disarm()
+    if not placed and _VERSION == "Lua 5.2" then
+      -- 5.2 checks its collector before allocating: the step that runs finalizers comes at the
+      -- call of cancel, before the heap is empty, and not again inside it
+      pending("Lua 5.2 cannot run a finalizer inside the last cancel: nothing was tested")
+      return
+    end
+    assert.is_true(placed, "no finalizer ran inside the last cancel")
+    assert.is_true(cancelled)
+    assert.are.equal(1, clock:pending())
+    collectgarbage()
+    collectgarbage()
+    clock:advance(5)
+    assert.is_true(fired)
+    assert.are.equal(0, clock:pending())
+  end)
+end)
+
 describe("txaio.tick", function()
   it("returns nil when no timer is pending", function()
     assert.is_nil(txaio.tick())

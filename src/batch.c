@@ -85,9 +85,14 @@ void txaio__bucket_fire(lua_State *L, int bidx, int sidx, double now) {
     ran++;
     if (c->active) {
       int i, nargs = c->nargs;
-      /* the arguments, as many as bt:call_later got, and what call_release pushes after them */
-      luaL_checkstack(L, nargs + 8, "too many arguments to a batched call");
       b->live--;
+      /* the arguments, as many as bt:call_later got, and what call_release pushes after them */
+      if (txaio_unlikely(!lua_checkstack(L, nargs + 8))) {
+        call_release(L, cidx, c);
+        txaio__report_nostack(L, "batched call");
+        lua_settop(L, msgh);
+        continue;
+      }
       lua_getiuservalue(L, cidx, BC_FN);
       for (i = 0; i < nargs; i++) lua_getiuservalue(L, cidx, BC_ARGS + i);
       call_release(L, cidx, c);
@@ -124,6 +129,7 @@ static int bt_call_later(lua_State *L) {
   Bucket *b;
   BatchedCall *c;
   txaio__checkcallable(L, 3, 0);
+  txaio__checknargs(L, 4, nargs);
   /* the call first: allocating may run finalizers, and one that ticks the loop could fire, and
      forget, the very bucket looked up below before the call is in it */
   c = (BatchedCall *)lua_newuserdatauv(L, sizeof(BatchedCall), BC_ARGS - 1 + nargs);

@@ -108,15 +108,36 @@ double txaio__checkdelay(lua_State *L, int arg) {
   return d > 0 ? d : 0;
 }
 
+void txaio__checknargs(lua_State *L, int firstarg, int nargs) {
+  if (txaio_unlikely(nargs > TXAIO_MAXARGS))
+    luaL_argerror(L, firstarg + TXAIO_MAXARGS, lua_pushfstring(L, "too many arguments for the "
+                  "callback (at most %d)", TXAIO_MAXARGS));
+}
+
+/*
+** A callback whose arguments do not fit on the stack of whoever ticks is reported like a callback
+** that raised, and the tick goes on: raising from the middle of a tick would leave the rest of
+** the due timers (or a bucket's calls) unrun until something schedules again.
+*/
+void txaio__report_nostack(lua_State *L, const char *what) {
+  lua_pushfstring(L, "stack overflow (no room for the arguments of a %s)", what);
+  txaio__pushfailure(L, -1, 0);
+  txaio__report(L, "callback", -1);
+  lua_pop(L, 2);
+}
+
 /*
 ** Asks the backend to call tick() after 'delay' seconds, or tells it nothing is pending (< 0).
 ** Returns 0 when the wake-up raised, leaving the error on the stack for the caller to undo and
 ** re-raise; 1 otherwise.
 */
 static int call_wake(lua_State *L, int sidx, Scheduler *s, double delay) {
-  int ok;
+  int ok, waking = s->waking;
   if (s->c_wake) {
+    /* txaio.h forbids a tick from inside: refused all the same, as from Lua */
+    s->waking = 1;
     s->c_wake(s->c_ud, delay);
+    s->waking = waking;
     return 1;
   }
   if (lua_getiuservalue(L, sidx, SS_WAKE) == LUA_TNIL) {
@@ -125,9 +146,10 @@ static int call_wake(lua_State *L, int sidx, Scheduler *s, double delay) {
   }
   if (delay >= 0) lua_pushnumber(L, delay);
   else lua_pushnil(L);
+  /* wake() may schedule, and so call wake() again: only the outermost one ends the waking */
   s->waking = 1;
   ok = lua_pcall(L, 1, 0, 0) == LUA_OK;
-  s->waking = 0;
+  s->waking = waking;
   return ok;
 }
 
@@ -188,10 +210,14 @@ void txaio__sched_add(lua_State *L, int sidx, double due, int fnidx, int firstar
     double armed = s->armed;
     s->armed = due;
     if (!call_wake(L, sidx, s, due - s->last_now)) {
-      /* undo: a call_later that raises must not leave a timer behind */
+      /* undo: a call_later that raises must not leave a timer behind. Nothing can have fired or
+         cancelled it meanwhile (no tick runs inside wake(), and nobody else holds it yet); the
+         check keeps a broken invariant from corrupting the heap. */
       lua_insert(L, -2);
-      txaio__heap_remove(&s->heap, &t->node);
-      timer_release(L, lua_gettop(L), t, sidx, 0);
+      if (t->sched != NULL) {
+        txaio__heap_remove(&s->heap, &t->node);
+        timer_release(L, lua_gettop(L), t, sidx, 0);
+      }
       s->armed = armed;
       lua_pop(L, 1);
       adapter_error(L, "wake");
@@ -203,10 +229,11 @@ void txaio__sched_add(lua_State *L, int sidx, double due, int fnidx, int firstar
 #define SHRINK_ABOVE 1024
 
 /*
-** Drops everything a finished timer holds, so a handle kept by the user pins nothing.
-** rootsidx: where the scheduler's ROOTS table is, or 0 to fetch it.
+** Marks a timer that has left the heap as done and unroots it; its user values (the callback and
+** its arguments) stay for the caller to read. rootsidx: where the scheduler's ROOTS table is, or
+** 0 to fetch it.
 */
-static void timer_release(lua_State *L, int tidx, Timer *t, int sidx, int rootsidx) {
+static void timer_detach(lua_State *L, Timer *t, int sidx, int rootsidx) {
   Scheduler *s = t->sched;
   if (rootsidx) {
     roots_remove(L, s, rootsidx, t->node.tag);
@@ -218,13 +245,24 @@ static void timer_release(lua_State *L, int tidx, Timer *t, int sidx, int rootsi
   t->node.tag = LUA_NOREF;
   t->sched = NULL;
   if (s->heap.count == 0 && s->heap.capacity > SHRINK_ABOVE) {
-    void *ud;
-    lua_Alloc alloc = lua_getallocf(L, &ud);
-    txaio__heap_free(&s->heap, alloc, ud);
+    /* the new table first: making it may run a finalizer that schedules on this loop, and that
+       timer must find the heap and ROOTS it was put in still there */
     lua_newtable(L);
-    lua_setiuservalue(L, sidx, SS_ROOTS);
-    s->roots_top = s->roots_free = 0;
+    if (s->heap.count == 0) {
+      void *ud;
+      lua_Alloc alloc = lua_getallocf(L, &ud);
+      txaio__heap_free(&s->heap, alloc, ud);
+      lua_setiuservalue(L, sidx, SS_ROOTS);
+      s->roots_top = s->roots_free = 0;
+    } else {
+      lua_pop(L, 1);
+    }
   }
+}
+
+/* Detaches a timer and drops everything it holds, so a handle kept by the user pins nothing. */
+static void timer_release(lua_State *L, int tidx, Timer *t, int sidx, int rootsidx) {
+  timer_detach(L, t, sidx, rootsidx);
   txaio_clearuservalues(L, tidx);
 }
 
@@ -264,29 +302,48 @@ int txaio__timer_cancel(lua_State *L, int tidx) {
 }
 
 /* Runs one due timer (on the stack at tidx); its errors go to the reporter, never upwards. */
+/* Gives up on the timer at tidx (the top when it was fetched): its arguments do not fit. */
+static void fire_nostack(lua_State *L, int tidx) {
+  lua_settop(L, tidx);
+  txaio_clearuservalues(L, tidx);
+  txaio__report_nostack(L, "timer callback");
+}
+
 static void timer_fire(lua_State *L, int tidx, int sidx, int rootsidx, int msgh, double now) {
   Timer *t = (Timer *)lua_touserdata(L, tidx);
   RunQueue *rq = t->sched->rq;
   int fn, nargs;
+  /* done first: an error below (no room on the stack, no memory) then leaves a timer that did
+     not run, never one that is out of the heap yet still looks pending */
+  timer_detach(L, t, sidx, rootsidx);
   /* the callable, then the arguments, as many as call_later got: on the stack of whoever ticks,
      which may be a coroutine's small one */
-  luaL_checkstack(L, 8, "too many arguments to a timer callback");
+  if (txaio_unlikely(!lua_checkstack(L, 8))) {
+    fire_nostack(L, tidx);
+    return;
+  }
   lua_getiuservalue(L, tidx, TS_FN);
   fn = lua_gettop(L);
 #if LUA_VERSION_NUM >= 504
   /* 5.4 answers TNONE past the last user value: fetch until then instead of counting first */
   for (nargs = 0; lua_getiuservalue(L, tidx, TS_ARGS + nargs) != LUA_TNONE; nargs++)
-    luaL_checkstack(L, 8, "too many arguments to a timer callback");
+    if (txaio_unlikely(!lua_checkstack(L, 8))) {
+      fire_nostack(L, tidx);
+      return;
+    }
   lua_pop(L, 1);
 #else
+  nargs = txaio_nuvalue(L, tidx) - TS_FN;
+  if (txaio_unlikely(!lua_checkstack(L, nargs + 8))) {
+    fire_nostack(L, tidx);
+    return;
+  }
   {
     int i;
-    nargs = txaio_nuvalue(L, tidx) - TS_FN;
-    luaL_checkstack(L, nargs + 8, "too many arguments to a timer callback");
     for (i = 0; i < nargs; i++) lua_getiuservalue(L, tidx, TS_ARGS + i);
   }
 #endif
-  timer_release(L, tidx, t, sidx, rootsidx);
+  txaio_clearuservalues(L, tidx);
   if (lua_type(L, fn) == LUA_TUSERDATA) {
     Future *f = txaio__tofuture(L, fn);
     if (f) {                                     /* sleep() */
@@ -317,13 +374,50 @@ void txaio__push_next_timeout(lua_State *L, Scheduler *s, double now) {
   }
 }
 
+/*
+** fire_due(scheduler, now, limit): the body of a tick, under lua_pcall. Callbacks cannot raise
+** out of it (each runs under its own), but running out of stack or memory can, and the tick must
+** then still end: 'firing' cleared, the rest of the timers armed.
+*/
+static int fire_due(lua_State *L) {
+  Scheduler *s = (Scheduler *)lua_touserdata(L, 1);
+  double now = lua_tonumber(L, 2);
+  uint64_t limit = (uint64_t)lua_tointeger(L, 3);
+  HeapNode *top;
+  int msgh, roots;
+  lua_pushcfunction(L, txaio__failure_msgh);
+  msgh = lua_gettop(L);
+  /* ROOTS once for the whole tick. timer_detach replaces it only when the heap has emptied, and
+     then every timer this tick may fire (seq < limit) is gone: the stale table is never read. */
+  lua_getiuservalue(L, 1, SS_ROOTS);
+  roots = lua_gettop(L);
+  while ((top = txaio__heap_min(&s->heap)) && txaio__heap_min_due(&s->heap) <= now
+         && top->seq < limit) {
+    Timer *t = (Timer *)top;
+    txaio__heap_remove(&s->heap, top);
+    lua_rawgeti(L, roots, t->node.tag);
+    timer_fire(L, lua_gettop(L), 1, roots, msgh, now);
+    lua_pop(L, 1);
+  }
+  return 0;
+}
+
+/* Asks the backend to wake us for the earliest timer left, or tells it none is; 0 if it raised. */
+static int rearm(lua_State *L, int sidx, Scheduler *s) {
+  double due;
+  if (!s->heap.count) return call_wake(L, sidx, s, -1);
+  due = txaio__heap_min_due(&s->heap);
+  s->armed = due;
+  if (call_wake(L, sidx, s, due > s->last_now ? due - s->last_now : 0)) return 1;
+  s->armed = HUGE_VAL;   /* not armed after all: the next call_later asks again */
+  return 0;
+}
+
 /* Runs every timer due now that was scheduled before this tick began; returns the clock used. */
 double txaio__sched_tick(lua_State *L, int sidx) {
   Scheduler *s = (Scheduler *)lua_touserdata(L, sidx);
   double now;
-  uint64_t limit;
-  HeapNode *top;
-  int msgh, roots;
+  int status;
   sidx = lua_absindex(L, sidx);
   /* The caller of wake() is half-way through (call_later has pushed its timer but would undo it
      if wake() raised; bt:call_later has not filled the new bucket yet): running timers now would
@@ -333,36 +427,20 @@ double txaio__sched_tick(lua_State *L, int sidx) {
                "host's own loop");
   now = txaio__sched_now(L, sidx);
   if (s->firing) return now;   /* tick() from inside a timer callback: the outer tick goes on */
-  limit = s->seq;
   s->firing = 1;
   s->armed = HUGE_VAL;
-  lua_pushcfunction(L, txaio__failure_msgh);
-  msgh = lua_gettop(L);
-  /* ROOTS once for the whole tick. timer_release replaces it only when the heap has emptied, and
-     then every timer this tick may fire (seq < limit) is gone: the stale table is never read. */
-  lua_getiuservalue(L, sidx, SS_ROOTS);
-  roots = lua_gettop(L);
-  while ((top = txaio__heap_min(&s->heap)) && txaio__heap_min_due(&s->heap) <= now
-         && top->seq < limit) {
-    Timer *t = (Timer *)top;
-    txaio__heap_remove(&s->heap, top);
-    lua_rawgeti(L, roots, t->node.tag);
-    timer_fire(L, lua_gettop(L), sidx, roots, msgh, now);
-    lua_pop(L, 1);
-  }
-  lua_pop(L, 2);
+  lua_pushcfunction(L, fire_due);
+  lua_pushvalue(L, sidx);
+  lua_pushnumber(L, now);
+  lua_pushinteger(L, (lua_Integer)s->seq);   /* only timers scheduled before now run */
+  status = lua_pcall(L, 3, 0, 0);
   s->firing = 0;
-  txaio__drain(L);   /* also reports failures the finalizers queued meanwhile */
-  if (s->heap.count) {
-    double due = txaio__heap_min_due(&s->heap);
-    s->armed = due;
-    if (!call_wake(L, sidx, s, due > s->last_now ? due - s->last_now : 0)) {
-      s->armed = HUGE_VAL;   /* not armed after all: the next call_later asks again */
-      adapter_error(L, "wake");
-    }
-  } else if (!call_wake(L, sidx, s, -1)) {
-    adapter_error(L, "wake");
+  if (txaio_unlikely(status != LUA_OK)) {
+    if (!rearm(L, sidx, s)) lua_pop(L, 1);   /* the tick's own error is the one to raise */
+    lua_error(L);
   }
+  txaio__drain(L);   /* also reports failures the finalizers queued meanwhile */
+  if (!rearm(L, sidx, s)) adapter_error(L, "wake");
   return s->last_now;
 }
 
@@ -383,6 +461,7 @@ static int schedule_call(lua_State *L, int sidx, int darg) {
   int nargs = lua_gettop(L) - darg - 1;
   double delay = txaio__checkdelay(L, darg);
   txaio__checkcallable(L, darg + 1, 0);
+  txaio__checknargs(L, darg + 2, nargs);
   if (sidx == 0) sidx = txaio__bound_scheduler(L);
   txaio__sched_add(L, sidx, txaio__sched_now(L, sidx) + delay, darg + 1, darg + 2, nargs);
   return 1;

@@ -21,7 +21,7 @@ typedef struct Scheduler {
   double last_now;   /* the clock never appears to go backwards */
   double armed;      /* deadline the backend was last asked to wake us for; HUGE_VAL if none */
   int firing;
-  int waking;        /* a Lua wake-up is running: a tick from inside it is refused */
+  int waking;        /* a wake-up is running: a tick from inside it is refused */
   int closed;        /* finalized (sched_gc ran): a finalizer that outlived it must not use it */
   int lua_now;       /* SS_NOW holds a Lua clock; without one, the monotonic clock (saves a lookup
                         in every call_later) */
@@ -40,6 +40,13 @@ Scheduler *txaio__toscheduler(lua_State *L, int idx);   /* NULL when idx holds n
 Scheduler *txaio__checkscheduler(lua_State *L, int idx);
 double txaio__sched_now(lua_State *L, int sidx);
 double txaio__checkdelay(lua_State *L, int arg);
+/* A timer keeps its callback's arguments as user values of one userdata, whose count Lua 5.4
+** keeps in 16 bits; and firing it pushes them all. The same limit on every Lua version. */
+#define TXAIO_MAXARGS 10000
+/* raises unless nargs (from stack index firstarg on) is at most TXAIO_MAXARGS */
+void txaio__checknargs(lua_State *L, int firstarg, int nargs);
+/* reports "stack overflow" for a callback whose arguments do not fit, instead of raising */
+void txaio__report_nostack(lua_State *L, const char *what);
 /* [-0, +1, e] schedules the value at fnidx (a callable, a Future or a bucket) with nargs args */
 void txaio__sched_add(lua_State *L, int sidx, double due, int fnidx, int firstarg, int nargs);
 int txaio__timer_cancel(lua_State *L, int tidx);

@@ -30,9 +30,12 @@ extern "C" {
 /* The host's monotonic clock, in seconds. */
 typedef double (*txaio_Now) (void *ud);
 /*
-** Called whenever txaio's earliest deadline moves earlier: the host should call txaio_tick() about
-** 'delay' seconds later (late or extra calls are harmless). delay < 0 means nothing is pending.
-** May be NULL when the host calls txaio_tick() regularly anyway (once per frame, say).
+** Called when txaio's earliest deadline moves earlier, at the end of every tick, and when the last
+** timer is cancelled: the host should call txaio_tick() about 'delay' seconds later (late or extra
+** calls are harmless). delay < 0 means nothing is pending. It runs in the middle of the txaio call
+** that scheduled something: it must only note the time, never raise, tick or run Lua code
+** (txaio_tick() from inside it raises an error). May be NULL when the host calls txaio_tick() regularly anyway
+** (once per frame, say).
 */
 typedef void (*txaio_Wake) (void *ud, double delay);
 /* Called once when the loop object is collected, to release 'ud'. May be NULL. */

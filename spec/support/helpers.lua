@@ -100,6 +100,37 @@ function M.use_clock(start)
   return clock
 end
 
+-- 5.1 and LuaJIT limit a C function's own stack to 8,000 slots; 5.2 and later limit the whole
+-- stack of a thread to a million.
+local SMALL_C_STACK = _VERSION == "Lua 5.1"
+
+--- A number of arguments that a timer callback can be given but that do not fit on the stack
+-- when a tick runs inside with_full_stack.
+M.TOO_MANY_FOR_FULL_STACK = SMALL_C_STACK and 7990 or 9000
+
+local filler
+--- Runs fn() with most of the Lua stack in use and returns its first two results. On 5.1 and
+-- LuaJIT it fills nothing: there, TOO_MANY_FOR_FULL_STACK arguments alone overflow a C function.
+function M.with_full_stack(fn)
+  if SMALL_C_STACK then return fn() end
+  if not filler then
+    filler = {}
+    for i = 1, 99500 do filler[i] = true end
+  end
+  local unpack = table.unpack or unpack
+  local function fill(levels)
+    if levels == 0 then return fn() end
+    -- no tail calls: each level must keep its arguments on the stack
+    local function hold(...)   -- luacheck: ignore 212 (the arguments only take up room)
+      local a, b = fill(levels - 1)
+      return a, b
+    end
+    local a, b = hold(unpack(filler))
+    return a, b
+  end
+  return fill(10)
+end
+
 --- Requires luv if it is installed and keeps the module alive for the rest of the run; returns
 -- what pcall(require, "luv") returns. Debian's lua-luv 1.44 crashes (SIGSEGV in uv_timer_init)
 -- when its module is garbage-collected and then required again in the same Lua state, which
