@@ -70,6 +70,8 @@ demo: deps
 	  echo "== $$f"; \
 	  LUA_PATH="./lua/?.lua;./lua/?/init.lua;;" LUA_CPATH="./$(BUILD)/?.so;;" $(LUA) $$f || exit 1; \
 	done
+	@echo "== examples/c-host (a C program's frame loop drives txaio through src/txaio.h)"
+	@LUA_PATH="./lua/?.lua;./lua/?/init.lua;;" ./$(C_HOST) examples/c-host/game.lua
 
 clean:
 	rm -rf $(BUILD)
