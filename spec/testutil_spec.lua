@@ -105,6 +105,21 @@ describe("testutil.Clock", function()
     assert.are.equal(1, clock:now())
   end)
 
+  it("refuses to advance from inside one of its own timer callbacks, which would never end", function()
+    local clock = testutil.Clock()
+    txaio.config.loop = clock
+    local err, later_ran = nil, false
+    txaio.call_later(1, function() err = error_of(clock.advance, clock, 5) end)
+    txaio.call_later(3, function() later_ran = true end)
+    clock:advance(1)
+    assert_contains(tostring(err),
+      "bad self to 'advance' (called from inside a timer callback of the same clock)")
+    assert.are.equal(1, clock:now())
+    assert.is_false(later_ran)
+    clock:advance(2)
+    assert.is_true(later_ran)
+  end)
+
   it("refuses to advance by a non-number", function()
     local clock = testutil.Clock()
     assert_contains(error_of(clock.advance, clock, "1"), "bad argument #1")

@@ -573,6 +573,11 @@ static int sched_is(lua_State *L) {
   return 1;
 }
 
+static int sched_m_ticking(lua_State *L) {
+  lua_pushboolean(L, txaio__checkscheduler(L, 1)->firing);
+  return 1;
+}
+
 static int sched_m_pending(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)txaio__checkscheduler(L, 1)->heap.count);
   return 1;
@@ -646,6 +651,7 @@ static const luaL_Reg sched_methods[] = {
   { "now", sched_m_now },
   { "tick", sched_m_tick },
   { "pending", sched_m_pending },
+  { "ticking", sched_m_ticking },
   { "next_due", sched_m_next_due },
   { "call_later", sched_m_call_later },
   { NULL, NULL }

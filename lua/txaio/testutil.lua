@@ -34,8 +34,13 @@ end
 function Clock:advance(seconds)
   check_seconds(seconds, 1, "advance")
   if seconds < 0 then error("bad argument #1 to 'advance' (time cannot go backwards)", 2) end
-  local target = self.seconds + seconds
   local sched = self._sched
+  -- from inside one of this clock's timer callbacks a tick does nothing (the running one goes on),
+  -- so waiting here for the due timers to run would never end
+  if sched:ticking() then
+    error("bad self to 'advance' (called from inside a timer callback of the same clock)", 2)
+  end
+  local target = self.seconds + seconds
   while true do
     local due = sched:next_due()
     if due == nil or due > target then break end
