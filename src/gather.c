@@ -99,18 +99,22 @@ static int gather_new(lua_State *L) {
   lua_settop(L, 2);
   n = list_length(L, 1);
   luaL_argcheck(L, n >= 0 && n <= 0x7fffffff, 1, "list length out of range");
-  /* every item is checked before any is touched, so a bad one changes nothing; and before
-     anything is allocated, so a bad list is refused however long it claims to be */
-  for (i = 1; i <= n; i++) {
-    check_item(L, i);
-    lua_pop(L, 1);
+  /* A list longer than its border (a list.n past its last item) has a nil item at border + 1:
+     find the first bad item before allocating anything, so that a bad list is refused however
+     long it claims to be. Any other list is checked while it is copied, below. */
+  if ((size_t)n > lua_rawlen(L, 1)) {
+    for (i = 1; i <= n; i++) {
+      check_item(L, i);
+      lua_pop(L, 1);
+    }
   }
   txaio__upnewfuture(L);                     /* 3: the gathered future */
   lua_createtable(L, (int)n, 1);             /* 4: the results */
-  /* Only copies of the items are used from here on, checked again as they are copied: allocating
-     (above, and when attaching below) may run a finalizer that changes the list. Filling the
-     presized table allocates nothing. Slot i keeps its future until item i reports its outcome,
-     which it can only do once attached. */
+  /* Every item is checked before any is touched, so a bad one changes nothing. Only copies of
+     the items are used from here on, checked as they are copied: allocating (above, and when
+     attaching below) may run a finalizer that changes the list. Filling the presized table
+     allocates nothing. Slot i keeps its future until item i reports its outcome, which it can only
+     do once attached. */
   for (i = 1; i <= n; i++) {
     check_item(L, i);
     lua_rawseti(L, 4, i);
