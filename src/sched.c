@@ -446,14 +446,13 @@ double txaio__sched_tick(lua_State *L, int sidx) {
 
 /* ------------------------------------------------------------------ API bound to a loop */
 
+/* The binding (upvalue 1 of every bound function) is a table only core.bind's setter writes, and
+   only with a scheduler: what it holds needs no check on the way of every call_later. */
 int txaio__bound_scheduler(lua_State *L) {
   if (lua_rawgeti(L, lua_upvalueindex(1), 1) == LUA_TNIL) {
     lua_pushstring(L, BINDING_NOLOOP);
     return lua_error(L);
   }
-  /* the binding is a plain table that core.bind's caller keeps: never trust what it holds */
-  if (txaio_unlikely(txaio__toscheduler(L, -1) == NULL))
-    luaL_error(L, "txaio: the loop's binding holds %s, not a scheduler", luaL_typename(L, -1));
   return lua_gettop(L);
 }
 
@@ -499,7 +498,7 @@ static int api_tick(lua_State *L) {
   return 1;
 }
 
-/* core.bind(binding): the loop-dependent API functions, reading the loop from binding[1]. */
+/* core.bind(): the loop-dependent API functions, reading the loop from binding[1]. */
 static const luaL_Reg bound_funcs[] = {
   { "call_later", api_call_later },
   { "sleep", api_sleep },
@@ -507,16 +506,26 @@ static const luaL_Reg bound_funcs[] = {
   { NULL, NULL }
 };
 
+/* the setter core.bind returns: binding[1] = a scheduler, or nil for no loop */
+static int bind_set(lua_State *L) {
+  if (!lua_isnil(L, 1) && txaio__toscheduler(L, 1) == NULL)
+    return luaL_typeerror(L, 1, "scheduler or nil");
+  lua_settop(L, 1);
+  lua_rawseti(L, lua_upvalueindex(1), 1);
+  return 0;
+}
 
 static int core_bind(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_newtable(L);                           /* the binding, seen only by these closures */
   lua_newtable(L);
-  lua_pushvalue(L, 1);
+  lua_pushvalue(L, -2);
   luaL_setfuncs(L, bound_funcs, 1);
-  lua_pushvalue(L, 1);
+  lua_pushvalue(L, -2);
   lua_pushcclosure(L, txaio__batch_make, 1);
   lua_setfield(L, -2, "make_batched_timer");
-  return 1;
+  lua_pushvalue(L, -2);
+  lua_pushcclosure(L, bind_set, 1);
+  return 2;
 }
 
 /* ------------------------------------------------------------------ Scheduler object */

@@ -43,7 +43,8 @@ end
 
 function make_api(initial_loop)
   local api = { _VERSION = VERSION, using_luv = false, using_host = false }
-  local binding = {}          -- binding[1]: the scheduler of the current loop, read by the C core
+  -- the loop-bound C functions, and the setter of the scheduler they read
+  local bound, bind_scheduler = core.bind()
   local current               -- the current loop object
 
   local guards = {}
@@ -57,7 +58,7 @@ function make_api(initial_loop)
 
   local function select(loop)
     current = loop
-    binding[1] = loop and loop._sched
+    bind_scheduler(loop and loop._sched)
     api.using_luv = loop ~= nil and loop.kind == "luv"
     api.using_host = loop ~= nil and loop.kind == "host"
     for _, name in ipairs(NEEDS_LOOP) do
@@ -79,7 +80,7 @@ function make_api(initial_loop)
   api.time_ns = core.time_ns
   api.perf_counter_ns = core.perf_counter_ns
 
-  for name, fn in pairs(core.bind(binding)) do api[name] = fn end
+  for name, fn in pairs(bound) do api[name] = fn end
 
   -- logging is (always): it never depends on a loop
   local ok_log, log = pcall(require, "txaio.log")
