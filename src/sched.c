@@ -120,6 +120,9 @@ void txaio__checknargs(lua_State *L, int firstarg, int nargs) {
 ** the due timers (or a bucket's calls) unrun until something schedules again.
 */
 void txaio__report_nostack(lua_State *L, const char *what) {
+  /* making the failure and calling the reporter take a dozen slots; without them (the stack is
+     full to the last slot) the report is dropped rather than the tick */
+  if (!lua_checkstack(L, 16)) return;
   lua_pushfstring(L, "stack overflow (no room for the arguments of a %s)", what);
   txaio__pushfailure(L, -1, 0);
   txaio__report(L, "callback", -1);
@@ -301,7 +304,6 @@ int txaio__timer_cancel(lua_State *L, int tidx) {
   return timer_cancel(L, tidx, 0);
 }
 
-/* Runs one due timer (on the stack at tidx); its errors go to the reporter, never upwards. */
 /* Gives up on the timer at tidx (the top when it was fetched): its arguments do not fit. */
 static void fire_nostack(lua_State *L, int tidx) {
   lua_settop(L, tidx);
@@ -309,6 +311,7 @@ static void fire_nostack(lua_State *L, int tidx) {
   txaio__report_nostack(L, "timer callback");
 }
 
+/* Runs one due timer (on the stack at tidx); its errors go to the reporter, never upwards. */
 static void timer_fire(lua_State *L, int tidx, int sidx, int rootsidx, int msgh, double now) {
   Timer *t = (Timer *)lua_touserdata(L, tidx);
   RunQueue *rq = t->sched->rq;
