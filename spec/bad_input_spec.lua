@@ -1,8 +1,11 @@
 -- Bad input: CONTRACT section 11. Every public function checks its arguments and raises a clear
 -- `bad argument` error, and a refused call leaves no future (or timer, or loop) half-changed.
 local txaio = require "txaio"
+local core = require "txaio.core"
 local compat = require "compat"
+local helpers = require "helpers"
 local pack, unpack = compat.pack, compat.unpack
+local error_of, assert_contains = helpers.error_of, helpers.assert_contains
 
 txaio.use_host { now = function() return 0 end }
 local MAIN_LOOP = txaio.config.loop
@@ -493,4 +496,236 @@ describe("argument errors of the loop functions", function()
       assert.is_false(txaio.using_luv)
     end)
   end
+end)
+
+-- A loop object is a table, so Lua code can make one up: `config.loop`, `with_config` and the
+-- functions of core.bind must never take a userdata that the core did not make as a scheduler.
+describe("a loop whose _sched is not a scheduler", function()
+  local NOT_A_LOOP = "(loop object, luv module or host adapter expected, got table)"
+
+  -- userdata that are not schedulers: the core's other objects and a file handle
+  local function impostors()
+    local clock = require("txaio.testutil").Clock()
+    return {
+      { "a failure", txaio.create_failure("x") },
+      { "io.stdout", io.stdout },
+      { "a future", txaio.create_future() },
+      { "a timer handle", clock._sched:call_later(5, function() end) },
+      { "a batched timer", txaio.with_config({ loop = clock }).make_batched_timer(1) },
+    }
+  end
+
+  for _, case in ipairs(impostors()) do
+    it("is refused by config.loop when _sched is " .. case[1], function()
+      local err = error_of(function() txaio.config.loop = { _sched = case[2] } end)
+      assert_contains(tostring(err), "bad argument #1 to 'config.loop' " .. NOT_A_LOOP)
+      assert.is_true(rawequal(MAIN_LOOP, txaio.config.loop))
+      -- and the loop still selected still schedules
+      local h = txaio.call_later(1, function() end)
+      assert.is_true(h:cancel())
+    end)
+
+    it("is refused by with_config when _sched is " .. case[1], function()
+      local err = error_of(txaio.with_config, { loop = { _sched = case[2] } })
+      assert_contains(tostring(err), "bad argument #1 to 'with_config' " .. NOT_A_LOOP)
+    end)
+  end
+
+  it("is refused by core.bind's setter, and the bound functions still have no loop", function()
+    local values = { "a string", 42, {}, true, print }
+    for _, case in ipairs(impostors()) do values[#values + 1] = case[2] end
+    for _, v in ipairs(values) do
+      local api, set = core.bind()
+      local err = tostring(error_of(set, v))
+      assert_contains(err, "bad argument #1 to '")
+      assert_contains(err, "(scheduler or nil expected, got ")
+      for name, call in pairs {
+        call_later = function() return api.call_later(0, function() end) end,
+        sleep = function() return api.sleep(0) end,
+        tick = function() return api.tick() end,
+        make_batched_timer = function() return api.make_batched_timer(1) end,
+      } do
+        local why = tostring(error_of(call))
+        assert.is_truthy(why:find("txaio: no event loop selected", 1, true), name .. ": " .. why)
+      end
+    end
+  end)
+
+  it("is replaced by core.bind's setter with a real scheduler, and nil takes it away", function()
+    local api, set = core.bind()
+    local clock = require("txaio.testutil").Clock()
+    set(clock._sched)
+    local ran = false
+    api.call_later(1, function() ran = true end)
+    clock:advance(1)
+    assert.is_true(ran)
+    set(nil)
+    assert_contains(tostring(error_of(api.tick)), "txaio: no event loop selected")
+  end)
+
+  it("is told apart by core.is_scheduler, true only for a scheduler the core made", function()
+    assert.is_true(core.is_scheduler(MAIN_LOOP._sched))
+    assert.is_true(core.is_scheduler(require("txaio.testutil").Clock()._sched))
+    assert.is_true(core.is_scheduler(txaio.host_loop(host_adapter())._sched))
+    assert.is_true(core.is_scheduler(core.new_scheduler()))
+    for _, case in ipairs(impostors()) do
+      assert.is_false(core.is_scheduler(case[2]), case[1])
+    end
+    for _, v in ipairs { 42, "sched", {}, MAIN_LOOP, { _sched = MAIN_LOOP._sched }, print } do
+      assert.is_false(core.is_scheduler(v), tostring(v))
+    end
+    assert.is_false(core.is_scheduler(nil))
+    assert.is_false(core.is_scheduler())
+  end)
+end)
+
+-- The Failure metatable is reachable from Lua (getmetatable), and so is its `methods` field:
+-- replacing that field must not change what a failure's fields and methods are.
+describe("a failure whose metatable's methods field was replaced", function()
+  for _, replacement in ipairs { 42, "methods", {}, false } do
+    it("keeps its fields and methods when methods is set to " .. type(replacement), function()
+      local fl = txaio.create_failure("boom")
+      local mt = getmetatable(fl)
+      local message, text = fl:message(), tostring(fl)
+      local original = mt.methods
+      mt.methods = replacement
+      local ok, err = pcall(function()
+        assert.are.equal("boom", fl.value)
+        assert.is_function(fl.message)
+        assert.are.equal(message, fl:message())
+        assert.are.equal(message, txaio.failure_message(fl))
+        assert.is_table(fl:traceback())
+        assert.is_string(fl:format_traceback())
+        assert.are.equal(text, tostring(fl))
+        assert.is_nil(fl.no_such_field)
+      end)
+      mt.methods = original
+      if not ok then error(err, 0) end
+    end)
+  end
+end)
+
+-- debug.setmetatable can give one of the core's metatables to any userdata. The core must not
+-- read such a lookalike as its own object (it is smaller, and has none of the user values): its
+-- methods refuse it with "X expected, got a userdata that only has its metatable".
+describe("a userdata that only borrows a core metatable", function()
+  -- (called as a method, luaL_argerror says "calling 'm' on bad self" instead of "bad argument #1")
+  local function is_lookalike_error(err, tname)
+    local why = "(" .. tname .. " expected, got a userdata that only has its metatable)"
+    return err:find(why, 1, true) ~= nil
+      and (err:find("bad argument #1 to '[%w_.?]*' %(") ~= nil or err:find("on bad self (", 1, true) ~= nil)
+  end
+
+  -- Runs fn(ud) with `ud` dressed in metatable `mt`, then gives `ud` its own metatable back (also
+  -- when fn raises, whose error goes on unchanged).
+  local function dressed(ud, mt, fn)
+    local own = debug.getmetatable(ud)
+    debug.setmetatable(ud, mt)
+    local ok, err = pcall(fn, ud)
+    debug.setmetatable(ud, own)
+    if not ok then error(err, 0) end
+  end
+
+  -- A file handle: a userdata of a few bytes (a luaL_Stream, or a FILE* on 5.1).
+  local function with_file(mt, fn)
+    local fh = assert(io.tmpfile())
+    local ok, err = pcall(dressed, fh, mt, fn)
+    fh:close()
+    if not ok then error(err, 0) end
+  end
+
+  -- A failure: a small userdata of the core's own.
+  local function with_failure(mt, fn)
+    dressed(txaio.create_failure("a small userdata"), mt, fn)
+  end
+
+  local function refused(tname, fn, ...)
+    local err = tostring(error_of(fn, ...))
+    assert.is_true(is_lookalike_error(err, tname), err)
+  end
+
+  it("is refused by the methods of a Timer", function()
+    local clock = require("txaio.testutil").Clock()
+    local h = clock._sched:call_later(5, function() end)
+    local mt = debug.getmetatable(h)
+    with_file(mt, function(fake)
+      refused("txaio.Timer", mt.__index.active, fake)
+      refused("txaio.Timer", mt.__index.cancel, fake)
+      refused("txaio.Timer", function() return fake:cancel() end)
+    end)
+    assert.are.equal(1, clock:pending())
+    assert.is_true(h:cancel())
+  end)
+
+  it("is refused by the methods of a Scheduler and is no scheduler", function()
+    local clock = require("txaio.testutil").Clock()
+    local mt = debug.getmetatable(clock._sched)
+    with_file(mt, function(fake)
+      for _, name in ipairs { "now", "tick", "pending", "next_due" } do
+        refused("txaio.Scheduler", mt.__index[name], fake)
+      end
+      refused("txaio.Scheduler", mt.__index.call_later, fake, 0, function() end)
+      assert.is_false(core.is_scheduler(fake))
+      local err = error_of(function() txaio.config.loop = { _sched = fake } end)
+      assert_contains(tostring(err), "bad argument #1 to 'config.loop'")
+      assert.is_true(rawequal(MAIN_LOOP, txaio.config.loop))
+      local _, set = core.bind()
+      assert_contains(tostring(error_of(set, fake)), "(scheduler or nil expected, got ")
+    end)
+    assert.are.equal(0, clock:pending())
+  end)
+
+  it("is no failure, and is refused by the failure functions and methods", function()
+    local fl = txaio.create_failure("real")
+    local mt = debug.getmetatable(fl)
+    with_file(mt, function(fake)
+      assert.is_false(txaio.is_failure(fake))
+      assert.is_false(core.is_failure(fake))
+      refused("txaio.Failure", txaio.failure_message, fake)
+      refused("txaio.Failure", txaio.failure_traceback, fake)
+      refused("txaio.Failure", txaio.failure_format_traceback, fake)
+      for _, name in ipairs { "message", "traceback", "format_traceback" } do
+        refused("txaio.Failure", mt.methods[name], fake)
+      end
+      refused("txaio.Failure", function() return fake.value end)
+      refused("txaio.Failure", tostring, fake)
+    end)
+    assert.is_true(txaio.is_failure(fl))
+    assert.are.equal("real", fl.value)
+  end)
+
+  it("is refused by the methods of a BatchedTimer", function()
+    local clock = require("txaio.testutil").Clock()
+    local bt = txaio.with_config({ loop = clock }).make_batched_timer(1)
+    local mt = debug.getmetatable(bt)
+    -- a file handle too: on 64-bit systems it used to have the very size of a batched timer
+    for _, with in ipairs { with_failure, with_file } do
+      with(mt, function(fake)
+        refused("txaio.BatchedTimer", mt.__index.call_later, fake, 0, function() end)
+        refused("txaio.BatchedTimer", function() return fake:call_later(1, print) end)
+      end)
+    end
+    assert.are.equal(0, clock:pending())
+    local ran = false
+    bt:call_later(0, function() ran = true end)
+    clock:advance(2)
+    assert.is_true(ran)
+  end)
+
+  it("is refused by the methods of a batched call handle", function()
+    local clock = require("txaio.testutil").Clock()
+    local bt = txaio.with_config({ loop = clock }).make_batched_timer(1)
+    local call = bt:call_later(5, function() end)
+    local mt = debug.getmetatable(call)
+    for _, with in ipairs { with_failure, with_file } do
+      with(mt, function(fake)
+        refused("txaio.BatchedCall", mt.__index.active, fake)
+        refused("txaio.BatchedCall", mt.__index.cancel, fake)
+      end)
+    end
+    assert.is_true(call:active())
+    assert.are.equal(1, clock:pending())
+    assert.is_true(call:cancel())
+    assert.are.equal(0, clock:pending())
+  end)
 end)

@@ -2,7 +2,9 @@
 -- rows of section 11 (bad input).
 local txaio = require "txaio"
 local report = require "txaio.report"
+local compat = require "compat"
 local helpers = require "helpers"
+local finalizer = require "finalizer"
 local watch, error_of, assert_contains = helpers.watch, helpers.error_of, helpers.assert_contains
 local with_ordinary_gc = helpers.with_ordinary_gc
 
@@ -776,6 +778,99 @@ describe("errors raised in callbacks", function()
   end)
 end)
 
+-- A memory error skips the message handler that turns an error into a failure: the raw value
+-- ("not enough memory") comes back. A real one needs a memory limit, so a short script runs in
+-- another process (the interpreter running the specs, with its build of the core) under ulimit -v.
+describe("running out of memory", function()
+  local SCRIPT = [[
+local txaio = require "txaio"
+local report = require "txaio.report"
+local clock = require("txaio.testutil").Clock()
+txaio.config.loop = clock
+-- a concatenation that outgrows the limit raises a memory error on every Lua version
+local function hog() local s = ("x"):rep(1024) while true do s = s .. s end end
+local function show(key, fn)
+  local ok, a, b = pcall(fn)
+  print(key .. "=" .. tostring(ok) .. " " .. tostring(a) .. (b ~= nil and " " .. tostring(b) or ""))
+end
+local reports = {}
+report.set_handler(function(message, failure)
+  reports[#reports + 1] = message .. " (a failure: " .. tostring(txaio.is_failure(failure)) .. ")"
+end)
+local f = txaio.as_future(hog)
+show("called", function() return txaio.is_called(f) end)
+show("outcome", function()
+  local state, value = require("txaio.core").outcome(f)
+  return state, txaio.is_failure(value)
+end)
+show("tostring", function() return tostring(f) end)
+show("result", function() return f:result() end)
+local fail
+txaio.add_callbacks(f, nil, function(x) fail = x end)
+show("is_failure", function() return txaio.is_failure(fail) end)
+show("message", function() return txaio.failure_message(fail) end)
+show("traceback", function() return type(txaio.failure_traceback(fail)) end)
+txaio.call_later(0, hog)
+clock:advance(1)
+local g = txaio.create_future()
+txaio.add_callbacks(g, hog, nil)
+txaio.resolve(g, "go")
+print("reports=" .. #reports)
+for i, r in ipairs(reports) do print("report " .. i .. "=" .. r) end
+print("done")
+]]
+
+  local output
+  -- The script's output; runs it once, for the first test that needs it.
+  local function run_script()
+    if output then return output end
+    local path = os.tmpname()
+    local file = assert(io.open(path, "w"))
+    file:write(SCRIPT)
+    file:close()
+    local out, ok = compat.run(("ulimit -v 100000 && LUA_PATH='./lua/?.lua;./lua/?/init.lua;;' "
+      .. "LUA_CPATH='./%s/?.so;;' timeout 60 %s %s"):format(compat.build, compat.lua, path))
+    os.remove(path)
+    assert.is_true(ok, out)
+    assert_contains(out, "done\n")
+    output = out
+    return out
+  end
+
+  -- make asan preloads the ASan runtime into the lua5.x processes that specs start, and it reserves
+  -- far more address space than the limit allows; make valgrind runs the specs with valgrind's
+  -- preload (the subprocess itself would run outside valgrind). Both show as LD_PRELOAD.
+  local function skip_under_preload()
+    local preload = os.getenv("LD_PRELOAD")
+    if preload and preload ~= "" then
+      pending("needs ulimit -v in a subprocess, not usable under ASan or valgrind (LD_PRELOAD is set)")
+      return true
+    end
+    return false
+  end
+
+  it("in as_future's function fails the future with a failure saying 'not enough memory'", function()
+    if skip_under_preload() then return end
+    local out = run_script()
+    assert_contains(out, "called=true true\n")
+    assert_contains(out, "outcome=true failed true\n")
+    assert_contains(out, "tostring=true txaio.Future: ")
+    assert_contains(out, " (failed: error: not enough memory)\n")
+    assert_contains(out, "result=false not enough memory\n")
+    assert_contains(out, "is_failure=true true\n")
+    assert_contains(out, "message=true error: not enough memory\n")
+    assert_contains(out, "traceback=true table\n")
+  end)
+
+  it("in a timer callback or a future's callback is reported with its message", function()
+    if skip_under_preload() then return end
+    local out = run_script()
+    assert_contains(out, "reports=2\n")
+    assert_contains(out, "report 1=Unhandled error in callback: error: not enough memory (a failure: true)\n")
+    assert_contains(out, "report 2=Unhandled error in callback: error: not enough memory (a failure: true)\n")
+  end)
+end)
+
 describe("a failed future that is garbage-collected", function()
   -- Each helper drops every reference to the future it makes before returning.
   local function drop_unhandled(marker)
@@ -854,6 +949,53 @@ describe("a failed future that is garbage-collected", function()
     drop_resolved("gc-marker-resolved")
     collect_and_flush()
     assert.equal(before, #reports)
+  end)
+end)
+
+-- A flush swaps the list of queued failures for a new one; making the new list may run
+-- finalizers, and a failed future's finalizer queues its failure on the list in place.
+describe("a failed future finalized while a flush makes its new list", function()
+  -- whatever a test did, the next one starts with the collector running and nothing armed
+  after_each(function()
+    finalizer.disarm()
+    collectgarbage("restart")
+  end)
+
+  -- drops every reference to the future it makes before returning
+  local function drop_unhandled(marker)
+    local f = txaio.create_future_error(marker)
+    assert.is_true(txaio.is_called(f))
+  end
+
+  it("is reported, once", function()
+    collect_and_flush()
+    drop_unhandled("gc-marker-before-flush")   -- queued by finalizer.arm's full collection
+    local late = txaio.create_future_error("gc-marker-during-flush")
+    -- the future's own finalizer, which the collector would run when `late` is collected
+    local finalize = getmetatable(late).__gc
+    local flush, flush_unhandled = report.flush, require("txaio.core").flush_unhandled
+    local inside = false
+    finalizer.arm(function()
+      finalize(late)
+      for level = 2, 200 do   -- whether it runs inside the flush
+        local info = debug.getinfo(level, "f")
+        if info == nil then break end
+        if info.func == flush_unhandled then inside = true end
+      end
+    end)
+    flush()
+    local ran = finalizer.disarm()
+    -- observed from now on: its real finalizer queues nothing when it is collected
+    txaio.add_callbacks(late, nil, function() end)
+    assert.is_true(ran, "the finalizer did not run: nothing was tested")
+    assert.is_true(inside, "the finalizer ran, but not inside the flush: nothing was tested")
+    assert.equal(1, #reports_about("gc-marker-before-flush"))
+    collect_and_flush()
+    assert.equal(1, #reports_about("gc-marker-before-flush"))
+    local found = reports_about("gc-marker-during-flush")
+    assert.equal(1, #found)
+    assert.equal(1, found[1].message:find("Unhandled error in future: ", 1, true))
+    assert.is_true(txaio.is_failure(found[1].failure))
   end)
 end)
 

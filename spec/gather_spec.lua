@@ -2,6 +2,7 @@
 local txaio = require "txaio"
 local report = require "txaio.report"
 local helpers = require "helpers"
+local finalizer = require "finalizer"
 local watch, assert_contains = helpers.watch, helpers.assert_contains
 local with_ordinary_gc = helpers.with_ordinary_gc
 
@@ -315,4 +316,71 @@ describe("bad input to txaio.gather", function()
     assert.is_false(ok)
     assert_contains(err, "bad argument #1")
   end)
+end)
+
+-- gather checks the list, then allocates (its future, the results table): an allocation may run a
+-- finalizer, and a finalizer may change the list. gather must then use the futures it checked or
+-- refuse the list; the finalizer here runs at gather's first allocation, before anything is
+-- attached, so gather refuses the list, and leaves every future of it as it was.
+describe("txaio.gather when a finalizer changes the list during the call", function()
+  -- whatever a test did, the next one starts with the collector running and nothing armed
+  after_each(function()
+    finalizer.disarm()
+    collectgarbage("restart")
+  end)
+
+  -- Whether `fn` is on the stack of the running code (the finalizer's): that it ran inside gather.
+  local function on_stack(fn)
+    for level = 2, 200 do
+      local info = debug.getinfo(level, "f")
+      if info == nil then return false end
+      if info.func == fn then return true end
+    end
+    return false
+  end
+
+  local CASES = {
+    { "nil", "nil", function() return nil end },
+    { "a failure", "userdata", function() return txaio.create_failure("not a future") end },
+    { "a file handle", "userdata", function() return io.stdout end },
+  }
+
+  for _, case in ipairs(CASES) do
+    local what, typename, replacement = case[1], case[2], case[3]
+    it("refuses the list, attaching nothing, when item 2 becomes " .. what, function()
+      collectgarbage(); collectgarbage(); report.flush()
+      local marker = "gather-finalizer-" .. typename .. "-" .. what:gsub(" ", "-")
+      -- Every reference to the futures is dropped when this returns: if gather had attached a
+      -- callback (and so observed them), their failures would not be reported when collected.
+      local function attempt()
+        local first, second = txaio.create_future(), txaio.create_future()
+        local list = { first, second }
+        local other = replacement()
+        -- looked up before arming: a lookup through busted's environment may allocate
+        local gather, protected = txaio.gather, pcall
+        local inside
+        finalizer.arm(function()
+          list[2] = other
+          inside = on_stack(gather)
+        end)
+        local ok, err = protected(gather, list)
+        local ran = finalizer.disarm()
+        txaio.reject(first, marker .. "-item-1")
+        txaio.reject(second, marker .. "-item-2")
+        return ran, inside, ok, err
+      end
+      local ran, inside, ok, err = attempt()
+      assert.is_true(ran, "the finalizer did not run: nothing was tested")
+      assert.is_true(inside, "the finalizer ran, but not inside gather: nothing was tested")
+      assert.is_false(ok, "gather did not raise")
+      assert_contains(tostring(err), "bad argument #1 to")
+      assert_contains(tostring(err), "(list of futures expected, item 2 is " .. typename .. ")")
+      collectgarbage(); collectgarbage(); report.flush()
+      for i = 1, 2 do
+        local found = reports_about(marker .. "-item-" .. i)
+        assert.equal(1, #found, "future " .. i .. " was observed by the refused gather")
+        assert.equal(1, found[1].message:find("Unhandled error in future: ", 1, true))
+      end
+    end)
+  end
 end)

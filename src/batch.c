@@ -17,12 +17,14 @@
 #define TXAIO_BCALL_MT   "txaio.BatchedCall"
 
 typedef struct Batched {
+  unsigned int tag;   /* see txaio__tag */
   lua_Integer bucket_ms;
   lua_Integer chunk;
 } Batched;
 enum { BT_SCHED = 1, BT_BUCKETS, BT_NSLOTS = BT_BUCKETS };
 
 typedef struct Bucket {
+  unsigned int tag;   /* see txaio__tag */
   lua_Integer k;
   lua_Integer next;     /* index of the next call to run */
   lua_Integer count;    /* calls appended */
@@ -33,6 +35,7 @@ typedef struct Bucket {
 enum { BK_BATCHED = 1, BK_CALLS, BK_TIMER, BK_NSLOTS = BK_TIMER };
 
 typedef struct BatchedCall {
+  unsigned int tag;   /* see txaio__tag */
   double due;
   int nargs;
   unsigned char active;
@@ -40,7 +43,7 @@ typedef struct BatchedCall {
 enum { BC_BUCKET = 1, BC_FN, BC_ARGS };
 
 int txaio__isbucket(lua_State *L, int idx) {
-  return txaio__testudata(L, idx, TXAIO_BUCKET_MT, sizeof(Bucket)) != NULL;
+  return txaio__testudata(L, idx, TXAIO_BUCKET_MT, sizeof(Bucket), TXAIO_KIND_BUCKET) != NULL;
 }
 
 static void bucket_forget(lua_State *L, int bidx) {
@@ -122,7 +125,8 @@ void txaio__bucket_fire(lua_State *L, int bidx, int sidx, double now) {
 
 /* bt:call_later(delay, fn, ...) */
 static int bt_call_later(lua_State *L) {
-  Batched *bt = (Batched *)txaio__checkudata(L, 1, TXAIO_BATCHED_MT, sizeof(Batched));
+  Batched *bt = (Batched *)txaio__checkudata(L, 1, TXAIO_BATCHED_MT, sizeof(Batched),
+                                             TXAIO_KIND_BATCHED);
   int nargs = lua_gettop(L) - 3, sidx, bidx, cidx, i;
   double delay = txaio__checkdelay(L, 2), due, fire_at;
   lua_Integer k;
@@ -133,6 +137,7 @@ static int bt_call_later(lua_State *L) {
   /* the call first: allocating may run finalizers, and one that ticks the loop could fire, and
      forget, the very bucket looked up below before the call is in it */
   c = (BatchedCall *)lua_newuserdatauv(L, sizeof(BatchedCall), BC_ARGS - 1 + nargs);
+  c->tag = txaio__tag(c, TXAIO_KIND_BCALL);
   c->nargs = nargs;
   c->active = 0;
   luaL_setmetatable(L, TXAIO_BCALL_MT);
@@ -157,6 +162,7 @@ static int bt_call_later(lua_State *L) {
   if (lua_rawgeti(L, -1, k) == LUA_TNIL) {
     lua_pop(L, 1);
     b = (Bucket *)lua_newuserdatauv(L, sizeof(Bucket), BK_NSLOTS);
+    b->tag = txaio__tag(b, TXAIO_KIND_BUCKET);
     b->k = k;
     b->next = 1;
     b->count = b->live = b->chunks_run = 0;
@@ -190,7 +196,8 @@ static int bt_call_later(lua_State *L) {
 }
 
 static int bc_cancel(lua_State *L) {
-  BatchedCall *c = (BatchedCall *)txaio__checkudata(L, 1, TXAIO_BCALL_MT, sizeof(BatchedCall));
+  BatchedCall *c = (BatchedCall *)txaio__checkudata(L, 1, TXAIO_BCALL_MT, sizeof(BatchedCall),
+                                                     TXAIO_KIND_BCALL);
   Bucket *b;
   if (!c->active) {
     lua_pushboolean(L, 0);
@@ -210,7 +217,8 @@ static int bc_cancel(lua_State *L) {
 }
 
 static int bc_active(lua_State *L) {
-  BatchedCall *c = (BatchedCall *)txaio__checkudata(L, 1, TXAIO_BCALL_MT, sizeof(BatchedCall));
+  BatchedCall *c = (BatchedCall *)txaio__checkudata(L, 1, TXAIO_BCALL_MT, sizeof(BatchedCall),
+                                                     TXAIO_KIND_BCALL);
   lua_pushboolean(L, c->active);
   return 1;
 }
@@ -232,6 +240,7 @@ int txaio__batch_make(lua_State *L) {
   }
   txaio__bound_scheduler(L);
   bt = (Batched *)lua_newuserdatauv(L, sizeof(Batched), BT_NSLOTS);
+  bt->tag = txaio__tag(bt, TXAIO_KIND_BATCHED);
   bt->bucket_ms = ms;
   bt->chunk = chunk;
   luaL_setmetatable(L, TXAIO_BATCHED_MT);

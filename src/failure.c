@@ -15,15 +15,17 @@
 enum FailureSlot { FL_VALUE = 1, FL_FRAMES, FL_AWAITS, FL_NSLOTS = FL_AWAITS };
 
 typedef struct Failure {
+  unsigned int tag;   /* see txaio__tag */
   int skipped;   /* frames left out between the inner and outer ones */
 } Failure;
 
 int txaio__isfailure(lua_State *L, int idx) {
-  return txaio__testudata(L, idx, TXAIO_FAILURE_MT, sizeof(Failure)) != NULL;
+  return txaio__testudata(L, idx, TXAIO_FAILURE_MT, sizeof(Failure), TXAIO_KIND_FAILURE) != NULL;
 }
 
 static Failure *checkfailure(lua_State *L, int idx) {
-  return (Failure *)txaio__checkudata(L, idx, TXAIO_FAILURE_MT, sizeof(Failure));
+  return (Failure *)txaio__checkudata(L, idx, TXAIO_FAILURE_MT, sizeof(Failure),
+                                     TXAIO_KIND_FAILURE);
 }
 
 static int last_level(lua_State *L) {
@@ -80,6 +82,7 @@ static void failure_of(lua_State *L, lua_State *L1, int vidx, int level) {
   vidx = lua_absindex(L, vidx);
   last = last_level(L1);
   fl = (Failure *)lua_newuserdatauv(L, sizeof(Failure), FL_NSLOTS);
+  fl->tag = txaio__tag(fl, TXAIO_KIND_FAILURE);
   fl->skipped = 0;
   luaL_setmetatable(L, TXAIO_FAILURE_MT);
   lua_pushvalue(L, vidx);
@@ -162,6 +165,7 @@ static int fail_awaited(lua_State *L) {
     found = lua_getstack(L1, level, &ar) && lua_getinfo(L1, TXAIO_GETINFO, &ar);
   }
   outer = (Failure *)lua_newuserdatauv(L, sizeof(Failure), FL_NSLOTS);
+  outer->tag = txaio__tag(outer, TXAIO_KIND_FAILURE);
   outer->skipped = inner->skipped;
   luaL_setmetatable(L, TXAIO_FAILURE_MT);
   lua_getiuservalue(L, 1, FL_VALUE);

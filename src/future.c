@@ -20,7 +20,7 @@ static const char *const state_names[] = { "pending", "resolved", "failed" };
 ** Keying the tag, rather than storing the address beside it, keeps every future 8 bytes smaller.
 */
 static unsigned int future_tag(const Future *f) {
-  return (unsigned int)(uintptr_t)f ^ TXAIO_FUTURE_TAG;
+  return txaio__tag(f, TXAIO_FUTURE_TAG);
 }
 
 Future *txaio__tofuture(lua_State *L, int idx) {

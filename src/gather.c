@@ -8,13 +8,14 @@
 enum GatherSlot { GS_RESULT = 1, GS_RESULTS, GS_NSLOTS = GS_RESULTS };
 
 typedef struct Gather {
+  unsigned int tag;   /* see txaio__tag */
   lua_Integer remaining;
   unsigned char consume;   /* failures become entries instead of failing the whole gather */
   unsigned char done;
 } Gather;
 
 int txaio__isgather(lua_State *L, int idx) {
-  return txaio__testudata(L, idx, TXAIO_GATHER_MT, sizeof(Gather)) != NULL;
+  return txaio__testudata(L, idx, TXAIO_GATHER_MT, sizeof(Gather), TXAIO_KIND_GATHER) != NULL;
 }
 
 /*
@@ -127,6 +128,7 @@ static int gather_new(lua_State *L) {
     return 1;
   }
   g = (Gather *)lua_newuserdatauv(L, sizeof(Gather), GS_NSLOTS);   /* 5 */
+  g->tag = txaio__tag(g, TXAIO_KIND_GATHER);
   g->remaining = n;
   g->consume = lua_isnil(L, 2) || lua_toboolean(L, 2);
   g->done = 0;

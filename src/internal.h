@@ -5,6 +5,8 @@
 #ifndef TXAIO_INTERNAL_H
 #define TXAIO_INTERNAL_H
 
+#include <stdint.h>
+
 #include "compat.h"
 
 #define TXAIO_FUTURE_MT   "txaio.Future"
@@ -105,12 +107,30 @@ int txaio__iscallable(lua_State *L, int idx);
 void txaio__checkcallable(lua_State *L, int arg, int nilok);
 
 /*
-** luaL_testudata and luaL_checkudata that also check the size: debug.setmetatable can give one of
-** the core's metatables to any userdata, and a smaller one must never be read as the core's.
+** A tag: an object's address mixed with a constant of its type. Futures, schedulers and the
+** userdata below keep one in their first field; Lua code cannot write into a userdata, so no
+** value it can reach carries one by accident.
 */
-static inline void *txaio__testudata(lua_State *L, int idx, const char *tname, size_t size) {
+#define TXAIO_KIND_FAILURE 0x74786661u   /* "txfa" */
+#define TXAIO_KIND_GATHER  0x74786761u   /* "txga" */
+#define TXAIO_KIND_BATCHED 0x74786274u   /* "txbt" */
+#define TXAIO_KIND_BUCKET  0x7478626bu   /* "txbk" */
+#define TXAIO_KIND_BCALL   0x74786263u   /* "txbc" */
+
+static inline unsigned int txaio__tag(const void *p, unsigned int kind) {
+  return (unsigned int)(uintptr_t)p ^ kind;
+}
+
+/*
+** luaL_testudata and luaL_checkudata that also check the size and the tag (the first field, an
+** unsigned int): debug.setmetatable can give one of the core's metatables to any userdata, and
+** another one must never be read as the core's, whatever its size.
+*/
+static inline void *txaio__testudata(lua_State *L, int idx, const char *tname, size_t size,
+                                     unsigned int kind) {
   void *p = luaL_testudata(L, idx, tname);
-  return p != NULL && lua_rawlen(L, idx) == size ? p : NULL;
+  if (p == NULL || lua_rawlen(L, idx) != size) return NULL;
+  return *(const unsigned int *)p == txaio__tag(p, kind) ? p : NULL;
 }
 
 /* the argument error for idx, which is not a 'tname'; luaL_typeerror would name the metatable's
@@ -122,8 +142,9 @@ static inline int txaio__udataerror(lua_State *L, int idx, const char *tname) {
   return luaL_typeerror(L, idx, tname);
 }
 
-static inline void *txaio__checkudata(lua_State *L, int idx, const char *tname, size_t size) {
-  void *p = txaio__testudata(L, idx, tname, size);
+static inline void *txaio__checkudata(lua_State *L, int idx, const char *tname, size_t size,
+                                      unsigned int kind) {
+  void *p = txaio__testudata(L, idx, tname, size, kind);
   if (txaio_unlikely(p == NULL)) txaio__udataerror(L, idx, tname);
   return p;
 }

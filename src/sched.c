@@ -40,7 +40,7 @@ static const char BINDING_NOLOOP[] =
 #define TXAIO_SCHEDULER_TAG 0x74786c70u   /* "txlp" */
 
 static unsigned int scheduler_tag(const Scheduler *s) {
-  return (unsigned int)(uintptr_t)s ^ TXAIO_SCHEDULER_TAG;
+  return txaio__tag(s, TXAIO_SCHEDULER_TAG);
 }
 
 Scheduler *txaio__toscheduler(lua_State *L, int idx) {
@@ -288,6 +288,12 @@ static int timer_cancel(lua_State *L, int tidx, int mapidx) {
     /* the scheduler is being collected (weak entries go first): nothing will ever fire this */
     lua_pop(L, 1);
     t->sched = NULL;
+    return 0;
+  }
+  /* a pending timer is where its index says: this also turns away a lookalike userdata (the
+     size and metatable of a timer, given it with debug.setmetatable) before the heap is touched */
+  if (t->node.index >= s->heap.count || s->heap.items[t->node.index].node != &t->node) {
+    lua_pop(L, 1);
     return 0;
   }
   txaio__heap_remove(&s->heap, &t->node);

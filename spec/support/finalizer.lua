@@ -9,7 +9,6 @@ local M = {}
 local IS_54 = _VERSION == "Lua 5.4"
 
 local pending, ran, finalized = nil, false, 0
-local grow = {}
 local saved
 
 local function on_gc()
@@ -74,10 +73,8 @@ function M.arm(action)
   if IS_54 then collectgarbage("incremental", 0, 0, 1) end
   pending = action
   collectgarbage("restart")
-  -- 5.2's C API checks the collector before allocating rather than after, so an allocation in C
-  -- only runs a step once something else has put the collector in debt. Growing a table
-  -- allocates without checking: it does that, and the next check runs the step.
-  if _VERSION == "Lua 5.2" then grow[#grow + 1] = true end
+  -- (5.2's C API checks the collector before allocating rather than after: there the step comes
+  -- at the second allocation inside a C function, not the first)
 end
 
 --- True when the action ran. Also clears an action that has not run yet.
