@@ -58,7 +58,7 @@ function M.flush()
 end
 
 local function report(what, failure)
-  -- an out-of-memory error skips the message handler that makes the failure: the raw value comes
+  -- a memory error skips the message handler that makes the failure: the raw value comes instead
   if not core.is_failure(failure) then failure = core.create_failure(failure) end
   local message = (PREFIX[what] or ("Unhandled error in " .. tostring(what) .. ": "))
     .. core.failure_message(failure)
