@@ -12,22 +12,15 @@
 static const char *const state_names[] = { "pending", "resolved", "failed" };
 
 /*
-** A future is a full userdata of exactly sizeof(Future) bytes whose tag is TXAIO_FUTURE_TAG keyed
+** A future is a full userdata of exactly sizeof(Future) bytes whose tag is TXAIO_KIND_FUTURE keyed
 ** by its own address. Lua code cannot write into a userdata, so no value it can reach passes by
 ** accident, and debug.setmetatable cannot dress another userdata up as a future (a metatable check
 ** would let it through and then misread its memory). It is also three API calls cheaper than
 ** comparing metatables, which is a tenth of what create, add_callbacks and resolve cost together.
 ** Keying the tag, rather than storing the address beside it, keeps every future 8 bytes smaller.
 */
-static unsigned int future_tag(const Future *f) {
-  return txaio__tag(f, TXAIO_FUTURE_TAG);
-}
-
 Future *txaio__tofuture(lua_State *L, int idx) {
-  Future *f = (Future *)lua_touserdata(L, idx);
-  /* the size first: a smaller userdata must not be read, and a light userdata has none */
-  if (f == NULL || lua_rawlen(L, idx) != sizeof(Future)) return NULL;
-  return f->tag == future_tag(f) ? f : NULL;
+  return (Future *)txaio__totagged(L, idx, sizeof(Future), TXAIO_KIND_FUTURE);
 }
 
 static int future_typeerror(lua_State *L, int idx) {
@@ -54,7 +47,7 @@ static Future *initfuture(lua_State *L, int cancellable) {
   Future *f = (Future *)lua_newuserdatauv(L, sizeof(Future),
                                           cancellable ? FS_NSLOTS : FS_NSLOTS - 1);
   memset(f, 0, sizeof *f);
-  f->tag = future_tag(f);
+  f->tag = txaio__tag(f, TXAIO_KIND_FUTURE);
   return f;
 }
 

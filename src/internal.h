@@ -38,10 +38,10 @@ enum FutureSlot {
 };
 
 /* mixed with a future's own address into its 'tag'; see txaio__tofuture */
-#define TXAIO_FUTURE_TAG 0x7478616fu   /* "txao" */
+#define TXAIO_KIND_FUTURE 0x7478616fu   /* "txao" */
 
 typedef struct Future {
-  unsigned int tag;          /* TXAIO_FUTURE_TAG keyed by its address: see txaio__tofuture */
+  unsigned int tag;          /* TXAIO_KIND_FUTURE keyed by its address: see txaio__tofuture */
   unsigned char state;       /* FutureState */
   unsigned char cancelled;   /* failed by cancel(): later resolve/reject are ignored */
   unsigned char observed;    /* an errback (or gather) saw or will see the outcome */
@@ -121,16 +121,22 @@ static inline unsigned int txaio__tag(const void *p, unsigned int kind) {
   return (unsigned int)(uintptr_t)p ^ kind;
 }
 
+/* the userdata at idx if it is 'size' bytes and its first field is its tag for 'kind', else NULL */
+static inline void *txaio__totagged(lua_State *L, int idx, size_t size, unsigned int kind) {
+  void *p = lua_touserdata(L, idx);
+  /* the size first: a smaller userdata must not be read, and a light userdata has none */
+  if (p == NULL || lua_rawlen(L, idx) != size) return NULL;
+  return *(const unsigned int *)p == txaio__tag(p, kind) ? p : NULL;
+}
+
 /*
-** luaL_testudata and luaL_checkudata that also check the size and the tag (the first field, an
-** unsigned int): debug.setmetatable can give one of the core's metatables to any userdata, and
-** another one must never be read as the core's, whatever its size.
+** luaL_testudata and luaL_checkudata that also check the size and the tag: debug.setmetatable can
+** give one of the core's metatables to any userdata, and another one must never be read as the
+** core's, whatever its size.
 */
 static inline void *txaio__testudata(lua_State *L, int idx, const char *tname, size_t size,
                                      unsigned int kind) {
-  void *p = luaL_testudata(L, idx, tname);
-  if (p == NULL || lua_rawlen(L, idx) != size) return NULL;
-  return *(const unsigned int *)p == txaio__tag(p, kind) ? p : NULL;
+  return luaL_testudata(L, idx, tname) != NULL ? txaio__totagged(L, idx, size, kind) : NULL;
 }
 
 /* the argument error for idx, which is not a 'tname'; luaL_typeerror would name the metatable's

@@ -37,16 +37,10 @@ static const char BINDING_NOLOOP[] =
 
 /* mixed with a scheduler's address into its tag, as futures do (see future.c): cheaper than a
    metatable check on the way of every call_later, and no other userdata passes it by accident */
-#define TXAIO_SCHEDULER_TAG 0x74786c70u   /* "txlp" */
-
-static unsigned int scheduler_tag(const Scheduler *s) {
-  return txaio__tag(s, TXAIO_SCHEDULER_TAG);
-}
+#define TXAIO_KIND_SCHEDULER 0x74786c70u   /* "txlp" */
 
 Scheduler *txaio__toscheduler(lua_State *L, int idx) {
-  Scheduler *s = (Scheduler *)lua_touserdata(L, idx);
-  if (s == NULL || lua_rawlen(L, idx) != sizeof(Scheduler)) return NULL;
-  return s->tag == scheduler_tag(s) ? s : NULL;
+  return (Scheduler *)txaio__totagged(L, idx, sizeof(Scheduler), TXAIO_KIND_SCHEDULER);
 }
 
 Scheduler *txaio__checkscheduler(lua_State *L, int idx) {
@@ -542,7 +536,7 @@ static int core_bind(lua_State *L) {
 Scheduler *txaio__newscheduler(lua_State *L) {
   Scheduler *s = (Scheduler *)lua_newuserdatauv(L, sizeof(Scheduler), SS_NSLOTS);
   memset(s, 0, sizeof *s);
-  s->tag = scheduler_tag(s);
+  s->tag = txaio__tag(s, TXAIO_KIND_SCHEDULER);
   txaio__heap_init(&s->heap);
   s->last_now = -HUGE_VAL;
   s->armed = HUGE_VAL;

@@ -15,7 +15,7 @@
 enum SchedSlot { SS_NOW = 1, SS_WAKE, SS_ROOTS, SS_TIMER_MT, SS_NSLOTS = SS_TIMER_MT };
 
 typedef struct Scheduler {
-  unsigned int tag;  /* TXAIO_SCHEDULER_TAG keyed by its address: see txaio__toscheduler */
+  unsigned int tag;  /* TXAIO_KIND_SCHEDULER keyed by its address: see txaio__toscheduler */
   Heap heap;
   uint64_t seq;      /* tie-breaker: equal deadlines fire in scheduling order */
   double last_now;   /* the clock never appears to go backwards */
