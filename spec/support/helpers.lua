@@ -108,15 +108,14 @@ local SMALL_C_STACK = _VERSION == "Lua 5.1"
 -- when a tick runs inside with_full_stack.
 M.TOO_MANY_FOR_FULL_STACK = SMALL_C_STACK and 7990 or 9000
 
-local filler
 --- Runs fn() with most of the Lua stack in use and returns its first two results. On 5.1 and
 -- LuaJIT it fills nothing: there, TOO_MANY_FOR_FULL_STACK arguments alone overflow a C function.
 function M.with_full_stack(fn)
   if SMALL_C_STACK then return fn() end
-  if not filler then
-    filler = {}
-    for i = 1, 99500 do filler[i] = true end
-  end
+  -- made per call, not kept: a table this big alive for the rest of the run would slow every
+  -- collection cycle after it, and some specs count on a cycle landing inside a short window
+  local filler = {}
+  for i = 1, 99500 do filler[i] = true end
   local unpack = table.unpack or unpack
   local function fill(levels)
     if levels == 0 then return fn() end
