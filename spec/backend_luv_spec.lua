@@ -6,6 +6,7 @@
 -- handler would end the process, so callbacks only record, and the assertions come afterwards.
 local txaio = require "txaio"
 local helpers = require "helpers"
+local compat = require "compat"
 
 -- This spec needs luv: a missing luv is an error here, not a reason to skip.
 local has_luv, uv = helpers.pinned_luv()
@@ -295,8 +296,8 @@ describe("txaio.use_luv", function()
     assert.are.same({ 0, 100 }, fired)
   end)
 
-  -- Last on purpose: a loop replaced by use_luv() stays reachable through its (stopped, never
-  -- closed) uv timer, so under GC stress every later test would re-traverse its 100,000 slots.
+  -- Last on purpose: the core's heap array and ROOTS table grown to 100,000 slots stay with this
+  -- loop until it is replaced and collected, and under GC stress later tests would re-traverse them.
   it("holds exactly one luv handle for 100,000 pending timers #scale", function()
     local active0, total0 = count_handles()
     local fired = 0
@@ -321,7 +322,16 @@ describe("txaio.use_luv", function()
 end)
 
 describe("a luv loop that is replaced", function()
-  it("is collectable once its timers are done: its handle is closed, not just stopped", function()
+  -- the luv timers that are not closing: txaio's handles, whatever other specs left aside
+  local function open_timers()
+    local n = 0
+    uv.walk(function(h)
+      if h:get_type() == "timer" and not h:is_closing() then n = n + 1 end
+    end)
+    return n
+  end
+
+  it("is collectable once its timers are done: its stopped handle no longer reaches it", function()
     txaio.use_luv(uv)
     local fired = false
     txaio.call_later(0.001, function() fired = true end)
@@ -335,4 +345,94 @@ describe("a luv loop that is replaced", function()
     assert.is_nil(weak[1], "the replaced loop object is still reachable")
     assert.is_nil(weak[2], "the replaced loop's scheduler is still reachable")
   end)
+
+  it("is collectable once every timer is cancelled, without uv.run()", function()
+    txaio.use_luv(uv)
+    local handles = {}
+    for i = 1, 10 do handles[i] = txaio.call_later(0.01 * i, function() end) end
+    assert.are.equal(1, txaio.config.loop.handles())
+    for i = 1, 10 do assert.is_true(handles[i]:cancel()) end
+    assert.are.equal(0, txaio.config.loop.handles())
+    local weak = setmetatable({ txaio.config.loop, txaio.config.loop._sched }, { __mode = "v" })
+    txaio.use_luv(uv)
+    collectgarbage()
+    collectgarbage()
+    assert.is_nil(weak[1], "the replaced loop object is still reachable")
+    assert.is_nil(weak[2], "the replaced loop's scheduler is still reachable")
+  end)
+
+  it("still fires the timers that were pending when it was replaced", function()
+    txaio.use_luv(uv)
+    local fired = {}
+    txaio.call_later(0.002, function() fired[#fired + 1] = "old" end)
+    txaio.use_luv(uv)
+    collectgarbage()
+    collectgarbage()
+    txaio.call_later(0.001, function() fired[#fired + 1] = "new" end)
+    uv.run()
+    assert.are.same({ "new", "old" }, fired)
+  end)
+
+  it("hands its handle to the next loop: replacing loops 50 times leaves one more open timer",
+    function()
+      txaio.use_luv(uv)
+      txaio.call_later(1, function() end):cancel()
+      collectgarbage()
+      collectgarbage()
+      local before = open_timers()
+      for _ = 1, 50 do
+        txaio.use_luv(uv)
+        local h = txaio.call_later(1, function() end)
+        assert.is_true(h:cancel())
+        collectgarbage()
+        collectgarbage()
+      end
+      -- one for the loop still selected, whose predecessor may still have been alive at `before`
+      assert.is_true(open_timers() <= before + 1,
+        ("%d open luv timers after 50 loops, %d before"):format(open_timers(), before))
+    end)
+
+  it("makes a new handle when the application closed txaio's (uv.walk and close)", function()
+    txaio.use_luv(uv)
+    txaio.call_later(1, function() end):cancel()
+    uv.walk(function(h)
+      if h:get_type() == "timer" and not h:is_closing() and not h:is_active() then h:close() end
+    end)
+    uv.run("nowait")   -- finishes the closes
+    local fired = 0
+    txaio.call_later(0.001, function() fired = fired + 1 end)
+    uv.run()
+    assert.are.equal(1, fired)
+    -- and a later loop does not take a closed handle from the ones left by collected loops
+    txaio.use_luv(uv)
+    collectgarbage()
+    collectgarbage()
+    txaio.call_later(0.001, function() fired = fired + 1 end)
+    uv.run()
+    assert.are.equal(2, fired)
+  end)
+end)
+
+-- luv 1.44 (Debian 12's) crashes in lua_close when a handle was closed and uv.run() never ran
+-- afterwards (luvit/luv#437). txaio never closes its handle, so a script that cancels its last
+-- timer, or finishes its loop and cancels a new one, exits cleanly. Each runs in its own process.
+describe("a script on luv that exits without running the loop again", function()
+  local PRELUDE = "local uv = require 'luv'; local txaio = require 'txaio'; txaio.use_luv(uv); "
+  local SCRIPTS = {
+    ["cancels its only timer"] = "txaio.call_later(1, print):cancel()",
+    ["cancels a sleep"] = "txaio.cancel(txaio.sleep(1))",
+    ["ran the loop, then cancels a new timer"] =
+      "txaio.call_later(0, function() end); uv.run(); txaio.call_later(1, print):cancel()",
+    ["replaced an idle loop"] = "txaio.call_later(1, print):cancel(); txaio.use_luv(uv); "
+      .. "collectgarbage(); collectgarbage(); txaio.call_later(1, print):cancel()",
+  }
+  for what, body in pairs(SCRIPTS) do
+    it(what .. " exits with status 0", function()
+      local out, ok, code = compat.run(("LUA_PATH='./lua/?.lua;./lua/?/init.lua;;' "
+        .. "LUA_CPATH='./%s/?.so;;' %s -e %q"):format(compat.build, compat.lua,
+          PRELUDE .. body .. "; print('done')"))
+      assert.are.equal("done\n", out, "exit status " .. code)
+      assert.is_true(ok, "exit status " .. code)
+    end)
+  end
 end)
