@@ -434,6 +434,23 @@ describe("good input at the edges", function()
     assert.matches("bad argument #1 to '[%w_.?]*" .. why, add_err)
   end)
 
+  it("a userdata dressed in an unobserved failed future's metatable is named a future too", function()
+    -- a failed future nobody has observed has a second metatable (with a finalizer)
+    local failed = txaio.create_future_error("for its metatable")
+    local unobserved_mt = debug.getmetatable(failed)
+    txaio.add_callbacks(failed, nil, function() end)   -- observed: nothing to report
+    assert.are_not.equal(debug.getmetatable(txaio.create_future()), unobserved_mt)
+    local fh = assert(io.tmpfile())
+    local file_mt = debug.getmetatable(fh)
+    debug.setmetatable(fh, unobserved_mt)
+    local ok, err = pcall(txaio.resolve, fh, 1)
+    debug.setmetatable(fh, file_mt)
+    fh:close()
+    assert.is_false(ok)
+    assert.matches("bad argument #1 to '[%w_.?]*' %(" .. FUTURE_T
+      .. ", got a userdata that only has its metatable%)", err)
+  end)
+
   it("host_loop accepts tables with a __call metamethod as now and wake", function()
     local now = setmetatable({}, { __call = function() return 3 end })
     local wake = setmetatable({}, { __call = function() end })

@@ -23,17 +23,11 @@ Future *txaio__tofuture(lua_State *L, int idx) {
   return (Future *)txaio__totagged(L, idx, sizeof(Future), TXAIO_KIND_FUTURE);
 }
 
+/* A lookalike may carry either of a future's two metatables; both are named as a future. */
 static int future_typeerror(lua_State *L, int idx) {
-  /* typeerror names the metatable's __name, which would read "Future expected, got Future" */
-  if (lua_type(L, idx) == LUA_TUSERDATA && lua_getmetatable(L, idx)) {
-    luaL_getmetatable(L, TXAIO_FUTURE_MT);
-    luaL_getmetatable(L, TXAIO_UNOBSERVED_MT);
-    if (lua_rawequal(L, -3, -2) || lua_rawequal(L, -3, -1))
-      return luaL_argerror(L, idx, TXAIO_FUTURE_MT " expected, got a userdata that only has its "
-                                   "metatable");
-    lua_pop(L, 3);
-  }
-  return luaL_typeerror(L, idx, TXAIO_FUTURE_MT);
+  if (luaL_testudata(L, idx, TXAIO_UNOBSERVED_MT) != NULL)
+    return txaio__lookalikeerror(L, idx, TXAIO_FUTURE_MT);
+  return txaio__udataerror(L, idx, TXAIO_FUTURE_MT);
 }
 
 Future *txaio__checkfuture(lua_State *L, int idx) {

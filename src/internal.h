@@ -139,12 +139,16 @@ static inline void *txaio__testudata(lua_State *L, int idx, const char *tname, s
   return luaL_testudata(L, idx, tname) != NULL ? txaio__totagged(L, idx, size, kind) : NULL;
 }
 
+/* the argument error for a userdata at idx that has a 'tname' metatable but is not one */
+static inline int txaio__lookalikeerror(lua_State *L, int idx, const char *tname) {
+  return luaL_argerror(L, idx, lua_pushfstring(L, "%s expected, got a userdata that only has its "
+                                               "metatable", tname));
+}
+
 /* the argument error for idx, which is not a 'tname'; luaL_typeerror would name the metatable's
    __name for a lookalike that only has the metatable, and read "X expected, got X" */
 static inline int txaio__udataerror(lua_State *L, int idx, const char *tname) {
-  if (luaL_testudata(L, idx, tname) != NULL)
-    return luaL_argerror(L, idx, lua_pushfstring(L, "%s expected, got a userdata that only has its "
-                                                 "metatable", tname));
+  if (luaL_testudata(L, idx, tname) != NULL) return txaio__lookalikeerror(L, idx, tname);
   return luaL_typeerror(L, idx, tname);
 }
 
