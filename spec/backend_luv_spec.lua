@@ -331,19 +331,24 @@ describe("a luv loop that is replaced", function()
     return n
   end
 
+  -- Replaces the selected loop; neither it nor its scheduler may outlive two full collections.
+  local function assert_collected_once_replaced()
+    local weak = setmetatable({ txaio.config.loop, txaio.config.loop._sched }, { __mode = "v" })
+    txaio.use_luv(uv)
+    collectgarbage()
+    collectgarbage()
+    assert.is_nil(weak[1], "the replaced loop object is still reachable")
+    assert.is_nil(weak[2], "the replaced loop's scheduler is still reachable")
+  end
+
   it("is collectable once its timers are done: its stopped handle no longer reaches it", function()
     txaio.use_luv(uv)
     local fired = false
     txaio.call_later(0.001, function() fired = true end)
     uv.run()
     assert.is_true(fired)
-    local weak = setmetatable({ txaio.config.loop, txaio.config.loop._sched }, { __mode = "v" })
     assert.are.equal(0, txaio.config.loop.handles())
-    txaio.use_luv(uv)   -- replaces it
-    collectgarbage()
-    collectgarbage()
-    assert.is_nil(weak[1], "the replaced loop object is still reachable")
-    assert.is_nil(weak[2], "the replaced loop's scheduler is still reachable")
+    assert_collected_once_replaced()
   end)
 
   it("is collectable once every timer is cancelled, without uv.run()", function()
@@ -353,12 +358,7 @@ describe("a luv loop that is replaced", function()
     assert.are.equal(1, txaio.config.loop.handles())
     for i = 1, 10 do assert.is_true(handles[i]:cancel()) end
     assert.are.equal(0, txaio.config.loop.handles())
-    local weak = setmetatable({ txaio.config.loop, txaio.config.loop._sched }, { __mode = "v" })
-    txaio.use_luv(uv)
-    collectgarbage()
-    collectgarbage()
-    assert.is_nil(weak[1], "the replaced loop object is still reachable")
-    assert.is_nil(weak[2], "the replaced loop's scheduler is still reachable")
+    assert_collected_once_replaced()
   end)
 
   it("still fires the timers that were pending when it was replaced", function()
@@ -420,14 +420,15 @@ end)
 describe("a script on luv that exits without running the loop again", function()
   local PRELUDE = "local uv = require 'luv'; local txaio = require 'txaio'; txaio.use_luv(uv); "
   local SCRIPTS = {
-    ["cancels its only timer"] = "txaio.call_later(1, print):cancel()",
-    ["cancels a sleep"] = "txaio.cancel(txaio.sleep(1))",
-    ["ran the loop, then cancels a new timer"] =
-      "txaio.call_later(0, function() end); uv.run(); txaio.call_later(1, print):cancel()",
-    ["replaced an idle loop"] = "txaio.call_later(1, print):cancel(); txaio.use_luv(uv); "
-      .. "collectgarbage(); collectgarbage(); txaio.call_later(1, print):cancel()",
+    { "cancels its only timer", "txaio.call_later(1, print):cancel()" },
+    { "cancels a sleep", "txaio.cancel(txaio.sleep(1))" },
+    { "ran the loop, then cancels a new timer",
+      "txaio.call_later(0, function() end); uv.run(); txaio.call_later(1, print):cancel()" },
+    { "replaced an idle loop", "txaio.call_later(1, print):cancel(); txaio.use_luv(uv); "
+      .. "collectgarbage(); collectgarbage(); txaio.call_later(1, print):cancel()" },
   }
-  for what, body in pairs(SCRIPTS) do
+  for _, script in ipairs(SCRIPTS) do
+    local what, body = script[1], script[2]
     it(what .. " exits with status 0", function()
       local out, ok, code = compat.run(("LUA_PATH='./lua/?.lua;./lua/?/init.lua;;' "
         .. "LUA_CPATH='./%s/?.so;;' %s -e %q"):format(compat.build, compat.lua,
