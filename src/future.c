@@ -30,10 +30,15 @@ static int future_typeerror(lua_State *L, int idx) {
   return txaio__udataerror(L, idx, TXAIO_FUTURE_MT);
 }
 
-Future *txaio__checkfuture(lua_State *L, int idx) {
-  Future *f = txaio__tofuture(L, idx);
+/* inlined into the hot entry points (resolve, add_callbacks), a call apart elsewhere */
+static inline Future *checkfuture(lua_State *L, int idx) {
+  Future *f = (Future *)txaio__totagged(L, idx, sizeof(Future), TXAIO_KIND_FUTURE);
   if (txaio_unlikely(!f)) future_typeerror(L, idx);
   return f;
+}
+
+Future *txaio__checkfuture(lua_State *L, int idx) {
+  return checkfuture(L, idx);
 }
 
 /* Only a future made with a canceller gets the canceller's slot: each user value is 16 bytes. */
@@ -281,30 +286,32 @@ static int check_completable(lua_State *L, Future *f) {
 
 /*
 ** The common case of resolve and reject: one pair attached whose chosen half is a Lua function.
-** Settles f like txaio__settle and runs that function through txaio__runcallback, which calls it
-** at once when the queue is idle. Returns 0, having changed nothing, when the case does not apply.
+** Settles f as txaio__settle does and runs that function through txaio__runcallback, which calls
+** it at once when the queue is idle. The value must be on top of the stack (at vidx): the handler,
+** the function and its argument then go where lua_pcall wants them without asking for the top.
+** Returns 0, having changed nothing, when the case does not apply.
 */
 static int settle_one(lua_State *L, Future *f, FutureState state, int vidx) {
-  int top = lua_gettop(L), fn;
   if (f->ncallbacks != 1) return 0;
+  lua_pushcfunction(L, txaio__failure_msgh);   /* vidx + 1 */
   if (lua_getiuservalue(L, 1, state == FUT_RESOLVED ? FS_CALLBACK : FS_ERRBACK) != LUA_TFUNCTION) {
-    lua_settop(L, top);
+    lua_settop(L, vidx);
     return 0;
   }
-  fn = lua_gettop(L);
   f->state = (unsigned char)state;
   f->ncallbacks = 0;
+  lua_pushvalue(L, vidx);               /* the function's argument, vidx + 3 */
   lua_pushvalue(L, vidx);
-  lua_setiuservalue(L, 1, FS_VALUE);   /* the callback's slot: fn holds it on the stack */
+  lua_setiuservalue(L, 1, FS_VALUE);    /* the callback's slot: the stack holds the function */
   lua_pushnil(L);
   lua_setiuservalue(L, 1, FS_ERRBACK);
   drop_canceller(L, 1, f);
-  txaio__runcallback(L, TXAIO_UPRUNQUEUE, fn, vidx);
+  txaio__runcallback(L, TXAIO_UPRUNQUEUE, vidx + 1);
   return 1;
 }
 
 static int fut_resolve(lua_State *L) {
-  Future *f = txaio__checkfuture(L, 1);
+  Future *f = checkfuture(L, 1);
   if (lua_gettop(L) != 2) lua_settop(L, 2);
   if (check_completable(L, f) && !settle_one(L, f, FUT_RESOLVED, 2)) {
     txaio__settle(L, 1, FUT_RESOLVED, 2);
@@ -314,7 +321,7 @@ static int fut_resolve(lua_State *L) {
 }
 
 static int fut_reject(lua_State *L) {
-  Future *f = txaio__checkfuture(L, 1);
+  Future *f = checkfuture(L, 1);
   luaL_argexpected(L, !lua_isnoneornil(L, 2), 2, "error value");
   lua_settop(L, 2);
   /* the failure before the check: making it allocates, so a finalizer may run and complete f */
@@ -374,7 +381,7 @@ static int fut_cancel(lua_State *L) {
 }
 
 static int fut_add_callbacks(lua_State *L) {
-  Future *f = txaio__checkfuture(L, 1);
+  Future *f = checkfuture(L, 1);
   int tcb, teb;
   if (lua_gettop(L) != 3) lua_settop(L, 3);
   tcb = lua_type(L, 2);

@@ -89,8 +89,9 @@ void txaio__drain(lua_State *L);
 /* the same, with the run queue userdata at 'rqidx' (for the functions that hold it as upvalue) */
 void txaio__drain_at(lua_State *L, int rqidx);
 void txaio__pushrunqueue(lua_State *L);
-/* fn(arg) through the queue, as enqueue + drain would run it; rqidx: the run queue userdata */
-void txaio__runcallback(lua_State *L, int rqidx, int fnidx, int argidx);
+/* enqueue + drain of the function at msgh + 1 with its argument at msgh + 2, the message handler
+   at msgh: called at once when the queue is idle. rqidx: the run queue userdata (an upvalue). */
+void txaio__runcallback(lua_State *L, int rqidx, int msgh);
 /* lua_pcall(L, nargs, 0, msgh) of a user callback, counted in rq so await can tell it cannot
    yield. rq's address never changes while the state lives (the registry holds it), so a scheduler
    keeps it instead of looking it up for every timer. */

@@ -142,26 +142,22 @@ void txaio__pushrunqueue(lua_State *L) {
 }
 
 /*
-** enqueue + drain for one callback, for the Lua-facing functions that have the run queue as an
-** upvalue. When nothing is queued or running, fn(arg) would be the first and only entry drained,
-** so it is called at once, without the round trip through the queue table: same order, same
-** error handling. Whatever it queues runs after it, as drain would run it.
+** enqueue + drain of one callback: the function at msgh + 1 with the argument at msgh + 2, where
+** msgh holds the message handler; rqidx holds the run queue (an upvalue of the caller). When
+** nothing is queued or running, the function would be the first and only entry drained, so it is
+** called at once, without the round trip through the queue table: same order, same error
+** handling. Whatever it queues runs after it, as drain would run it. Leaves the handler (and what
+** the queue did not take, or the reported error) on the stack: its callers return at once.
 */
-void txaio__runcallback(lua_State *L, int rqidx, int fnidx, int argidx) {
+void txaio__runcallback(lua_State *L, int rqidx, int msgh) {
   RunQueue *rq = (RunQueue *)lua_touserdata(L, rqidx);
-  int msgh;
   if (rq->draining || rq->head != rq->tail) {
-    enqueue_at(L, rqidx, rq, fnidx, argidx);
+    enqueue_at(L, rqidx, rq, msgh + 1, msgh + 2);
     drain_at(L, rqidx, rq);
     return;
   }
   rq->draining = 1;
-  lua_pushcfunction(L, txaio__failure_msgh);
-  msgh = lua_gettop(L);
-  lua_pushvalue(L, fnidx);
-  lua_pushvalue(L, argidx);
   if (pcallback(L, rq, 1, msgh) != LUA_OK) txaio__report(L, "callback", -1);
-  lua_settop(L, msgh - 1);
   rq->draining = 0;
   if (rq->head != rq->tail || rq->nunhandled) drain_at(L, rqidx, rq);
 }
