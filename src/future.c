@@ -287,15 +287,14 @@ static int check_completable(lua_State *L, Future *f) {
 /*
 ** The common case of resolve and reject: one pair attached whose chosen half is a Lua function.
 ** Settles f as txaio__settle does and runs that function through txaio__runcallback, which calls
-** it at once when the queue is idle. The value must be on top of the stack (at vidx): the handler,
-** the function and its argument then go where lua_pcall wants them without asking for the top.
-** Returns 0, having changed nothing, when the case does not apply.
+** it at once when the queue is idle. The value is at vidx and the message handler above it, on
+** top: the function and its argument then go where lua_pcall wants them without asking for the
+** top. Returns 0, having changed nothing, when the case does not apply.
 */
 static int settle_one(lua_State *L, Future *f, FutureState state, int vidx) {
   if (f->ncallbacks != 1) return 0;
-  lua_pushcfunction(L, txaio__failure_msgh);   /* vidx + 1 */
   if (lua_getiuservalue(L, 1, state == FUT_RESOLVED ? FS_CALLBACK : FS_ERRBACK) != LUA_TFUNCTION) {
-    lua_settop(L, vidx);
+    lua_settop(L, vidx + 1);
     return 0;
   }
   f->state = (unsigned char)state;
@@ -310,9 +309,14 @@ static int settle_one(lua_State *L, Future *f, FutureState state, int vidx) {
   return 1;
 }
 
+/*
+** settle_one's message handler goes on the stack before the future is checked: on Lua 5.1 and
+** LuaJIT, pushing a C function makes a closure, so a finalizer may run there and complete f.
+*/
 static int fut_resolve(lua_State *L) {
   Future *f = checkfuture(L, 1);
   if (lua_gettop(L) != 2) lua_settop(L, 2);
+  lua_pushcfunction(L, txaio__failure_msgh);
   if (check_completable(L, f) && !settle_one(L, f, FUT_RESOLVED, 2)) {
     txaio__settle(L, 1, FUT_RESOLVED, 2);
     txaio__drain_at(L, TXAIO_UPRUNQUEUE);
@@ -324,8 +328,10 @@ static int fut_reject(lua_State *L) {
   Future *f = checkfuture(L, 1);
   luaL_argexpected(L, !lua_isnoneornil(L, 2), 2, "error value");
   lua_settop(L, 2);
-  /* the failure before the check: making it allocates, so a finalizer may run and complete f */
+  /* the failure and the handler before the check: making them allocates, so a finalizer may run
+     and complete f */
   txaio__tofailure(L, 2, 1);
+  lua_pushcfunction(L, txaio__failure_msgh);
   /* a pair whose errback is a function has observed f, so it needs no watch_unobserved */
   if (check_completable(L, f) && !settle_one(L, f, FUT_FAILED, 3)) {
     txaio__settle(L, 1, FUT_FAILED, 3);
