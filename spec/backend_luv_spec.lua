@@ -335,8 +335,7 @@ describe("a luv loop that is replaced", function()
   local function assert_collected_once_replaced()
     local weak = setmetatable({ txaio.config.loop, txaio.config.loop._sched }, { __mode = "v" })
     txaio.use_luv(uv)
-    collectgarbage()
-    collectgarbage()
+    helpers.full_gc()
     assert.is_nil(weak[1], "the replaced loop object is still reachable")
     assert.is_nil(weak[2], "the replaced loop's scheduler is still reachable")
   end
@@ -385,8 +384,7 @@ describe("a luv loop that is replaced", function()
         txaio.use_luv(uv)
         local h = txaio.call_later(1, function() end)
         assert.is_true(h:cancel())
-        collectgarbage()
-        collectgarbage()
+        helpers.full_gc()
       end
       -- one for the loop still selected, whose predecessor may still have been alive at `before`
       assert.is_true(open_timers() <= before + 1,

@@ -437,7 +437,7 @@ describe("timer handles and the collector", function()
   end
 
   local function collected(weak)
-    for _ = 1, 4 do collectgarbage() end
+    helpers.full_gc(4)
     return next(weak) == nil
   end
 
