@@ -372,6 +372,89 @@ describe("a finalizer that schedules while a cancel empties a large heap", funct
   end)
 end)
 
+describe("cancelled timers in the scheduler's heap", function()
+  -- A cancel leaves the timer's heap entry behind as a tombstone (src/sched.c); these pin that the
+  -- tombstones are invisible and bounded.
+  local function sched() return clock._sched end
+
+  it("are not counted as pending, and the next deadline skips them", function()
+    local log = {}
+    local first = txaio.call_later(1, recorder(log, "first"))
+    txaio.call_later(3, recorder(log, "second"))
+    assert.is_true(first:cancel())
+    assert.are.equal(1, clock:pending())
+    assert.are.equal(3, sched():next_due())
+    clock:advance(5)
+    assert.are.equal("second", names(log))
+    assert.are.equal(0, sched():entries())
+  end)
+
+  it("stay at most as many as the pending timers plus 64, however many are cancelled", function()
+    local log = {}
+    txaio.call_later(100, recorder(log, "kept"))
+    local worst = 0
+    for i = 1, 20000 do
+      -- deadlines after the kept timer's, so that none of the tombstones reaches the top
+      txaio.call_later(100 + i % 7, noop):cancel()
+      worst = math.max(worst, sched():entries() - clock:pending())
+    end
+    assert.are.equal(1, clock:pending())
+    assert.is_true(worst > 0, "no tombstone was ever left: the test no longer tests them")
+    -- a sweep runs once the tombstones pass the pending timers plus 64: at most 65 are left here
+    assert.are.equal(1 + 64, worst)
+    clock:advance(200)
+    assert.are.equal("kept", names(log))
+  end)
+
+  it("are swept out when they outnumber the pending timers, and order is kept", function()
+    local log, handles = {}, {}
+    for i = 1, 1000 do handles[i] = txaio.call_later(i % 10, recorder(log, tostring(i))) end
+    for i = 1, 1000 do
+      if i % 4 ~= 0 then assert.is_true(handles[i]:cancel()) end
+    end
+    assert.are.equal(250, clock:pending())
+    assert.is_true(sched():entries() <= 2 * 250 + 64, tostring(sched():entries()))
+    clock:advance(10)
+    -- the survivors, by deadline and then in scheduling order
+    local want = {}
+    for due = 0, 9 do
+      for i = 4, 1000, 4 do if i % 10 == due then want[#want + 1] = tostring(i) end end
+    end
+    assert.are.equal(table.concat(want, " "), names(log))
+  end)
+
+  it("reuse the slots of swept tombstones for new timers", function()
+    local log, handles = {}, {}
+    for i = 1, 300 do handles[i] = txaio.call_later(50, noop) end
+    txaio.call_later(1, recorder(log, "early"))
+    for i = 1, 300 do handles[i]:cancel() end   -- the sweep stacks 300 slots
+    local again = {}
+    for i = 1, 300 do again[i] = txaio.call_later(2, recorder(log, "again" .. i)) end
+    assert.are.equal(301, clock:pending())
+    clock:advance(3)
+    assert.are.equal(301, #log)
+    assert.are.equal("early", log[1].name)
+    assert.are.equal("again300", log[301].name)
+    assert.are.equal(0, clock:pending())
+    for i = 1, 300 do assert.is_false(again[i]:active()) end
+  end)
+
+  it("do not keep a cancelled handle, its callback or its arguments alive", function()
+    txaio.call_later(1, noop)   -- pending, so the cancelled entry stays in the heap
+    local weak = setmetatable({}, { __mode = "k" })
+    -- in a function of its own: Lua 5.1 and LuaJIT would still see the locals of a do-block
+    assert.is_true((function()
+      local fn, arg = function() end, {}
+      local h = txaio.call_later(5, fn, arg)
+      weak[h], weak[fn], weak[arg] = true, true, true
+      return h:cancel()
+    end)())
+    assert.are.equal(2, sched():entries())
+    helpers.full_gc()
+    assert.is_nil(next(weak), "a cancelled timer's handle, callback or argument outlived it")
+  end)
+end)
+
 describe("txaio.tick", function()
   it("returns nil when no timer is pending", function()
     assert.is_nil(txaio.tick())

@@ -19,27 +19,20 @@
 #endif
 
 static int before(const HeapEntry *a, const HeapEntry *b) {
-  return a->due < b->due || (a->due == b->due && a->node->seq < b->node->seq);
+  return a->due < b->due || (a->due == b->due && a->seq < b->seq);
 }
 
-static void place(Heap *h, size_t i, HeapEntry e) {
-  h->items[i] = e;
-  e.node->index = (uint32_t)i;
-}
-
-static void sift_up(Heap *h, size_t i) {
-  HeapEntry e = h->items[i];
+static void sift_up(Heap *h, size_t i, HeapEntry e) {
   while (i > 0) {
     size_t parent = (i - 1) / ARITY;
     if (!before(&e, &h->items[parent])) break;
-    place(h, i, h->items[parent]);
+    h->items[i] = h->items[parent];
     i = parent;
   }
-  place(h, i, e);
+  h->items[i] = e;
 }
 
-static void sift_down(Heap *h, size_t i) {
-  HeapEntry e = h->items[i];
+static void sift_down(Heap *h, size_t i, HeapEntry e) {
   for (;;) {
     size_t first = ARITY * i + 1, last, best, c;
     if (first >= h->count) break;
@@ -48,10 +41,10 @@ static void sift_down(Heap *h, size_t i) {
     for (c = first + 1; c < last; c++)
       if (before(&h->items[c], &h->items[best])) best = c;
     if (!before(&h->items[best], &e)) break;
-    place(h, i, h->items[best]);
+    h->items[i] = h->items[best];
     i = best;
   }
-  place(h, i, e);
+  h->items[i] = e;
 }
 
 void txaio__heap_init(Heap *h) {
@@ -77,38 +70,37 @@ void txaio__heap_free(Heap *h, HeapAlloc alloc, void *ud) {
   txaio__heap_init(h);
 }
 
-void txaio__heap_push(Heap *h, HeapNode *node, double due) {
+void txaio__heap_push(Heap *h, double due, uint64_t seq, uint32_t ref) {
   HeapEntry e;
   e.due = due;
-  e.node = node;
-  place(h, h->count, e);
+  e.seq = seq;
+  e.ref = ref;
   h->count++;
-  sift_up(h, h->count - 1);
+  sift_up(h, h->count - 1, e);
   VERIFY(h);
 }
 
-void txaio__heap_remove(Heap *h, HeapNode *node) {
-  size_t i = node->index;
+void txaio__heap_pop(Heap *h) {
   HeapEntry last = h->items[--h->count];
-  if (last.node != node) {
-    place(h, i, last);
-    if (i > 0 && before(&last, &h->items[(i - 1) / ARITY])) sift_up(h, i);
-    else sift_down(h, i);
-  }
+  if (h->count) sift_down(h, 0, last);
   VERIFY(h);
 }
 
-HeapNode *txaio__heap_pop(Heap *h) {
-  HeapNode *top = txaio__heap_min(h);
-  if (top) txaio__heap_remove(h, top);
-  return top;
+void txaio__heap_filter(Heap *h, int (*keep)(void *ctx, uint32_t ref), void *ctx) {
+  size_t i, kept = 0;
+  for (i = 0; i < h->count; i++)
+    if (keep(ctx, h->items[i].ref)) h->items[kept++] = h->items[i];
+  h->count = kept;
+  /* Floyd's construction: sift down every parent, the deepest first */
+  for (i = kept > 1 ? (kept - 2) / ARITY + 1 : 0; i-- > 0;) sift_down(h, i, h->items[i]);
+  VERIFY(h);
 }
 
 #ifdef TXAIO_DEBUG
 int txaio__heap_check(const Heap *h) {
   size_t i;
   for (i = 1; i < h->count; i++)
-    if (before(&h->items[i], &h->items[(i - 1) / ARITY]) || h->items[i].node->index != i) return 0;
-  return h->count == 0 || h->items[0].node->index == 0;
+    if (before(&h->items[i], &h->items[(i - 1) / ARITY])) return 0;
+  return 1;
 }
 #endif

@@ -5,9 +5,15 @@
 **
 ** Firing is two-phase in effect: a tick runs only timers that were scheduled before it started
 ** (seq < limit), so a callback re-arming itself with delay 0 runs on the next tick, never in a loop.
-** A pending timer is rooted in the scheduler's ROOTS table (a ref, see roots_add) and nowhere else:
-** once it
-** fires or is cancelled, nothing of ours pins it or its callback.
+** A pending timer is rooted in the scheduler's ROOTS table (at its ref, see slot_take) and nowhere
+** else: once it fires or is cancelled, nothing of ours pins it or its callback.
+**
+** The heap holds (deadline, sequence, ref) values, not the timers. Cancelling therefore leaves the
+** timer's entry behind as a tombstone (its slot is marked dead; the handle is unrooted at once)
+** instead of searching for it and re-sifting: a cancel costs no cache miss in a large heap. The
+** tombstones go when something reads the minimum (a tick, the next deadline) and finds them on
+** top, when no timer is pending any more, or in one sweep once they outnumber the pending timers:
+** the heap never holds more than about twice the pending timers, plus 64.
 **
 ** A timer points at its scheduler with a plain C pointer rather than a user value (16 bytes less
 ** per pending timer, which is most of what a timer costs): a user's handle therefore does not keep
@@ -20,9 +26,9 @@
 
 #include "sched.h"
 
-/* node.tag is the timer's ref in ROOTS while pending, LUA_NOREF otherwise */
 typedef struct Timer {
-  HeapNode node;      /* first member: heap nodes convert back to timers */
+  unsigned int tag;   /* TXAIO_KIND_TIMER keyed by its address: see checktimer */
+  uint32_t ref;       /* its slot in ROOTS while pending, 0 once done */
   Scheduler *sched;   /* NULL once the timer is done or its scheduler is gone */
 } Timer;
 
@@ -38,6 +44,7 @@ static const char BINDING_NOLOOP[] =
 /* mixed with a scheduler's address into its tag, as futures do (see future.c): cheaper than a
    metatable check on the way of every call_later, and no other userdata passes it by accident */
 #define TXAIO_KIND_SCHEDULER 0x74786c70u   /* "txlp" */
+#define TXAIO_KIND_TIMER     0x7478746du   /* "txtm" */
 
 Scheduler *txaio__toscheduler(lua_State *L, int idx) {
   return (Scheduler *)txaio__totagged(L, idx, sizeof(Scheduler), TXAIO_KIND_SCHEDULER);
@@ -150,15 +157,39 @@ static int call_wake(lua_State *L, int sidx, Scheduler *s, double delay) {
   return ok;
 }
 
-static void timer_release(lua_State *L, int tidx, Timer *t, int sidx, int rootsidx);
+static void timer_kill(lua_State *L, int tidx, Timer *t, int sidx);
+
+/* Lua tables never shrink: once a burst of timers is over, start the bookkeeping afresh. */
+#define SHRINK_ABOVE 1024
+
+/* Room for one more timer: a heap entry, and a tombstone flag if no slot is free. 0 when out of
+   memory. */
+static int sched_reserve(lua_State *L, Scheduler *s) {
+  void *ud;
+  lua_Alloc alloc = lua_getallocf(L, &ud);
+  if (!txaio__heap_reserve(&s->heap, alloc, ud)) return 0;
+  if (s->nswept == 0 && s->roots_free == 0 && (size_t)s->roots_top + 1 >= s->dead_cap) {
+    size_t ncap = s->dead_cap ? s->dead_cap * 2 : 16;
+    void *p;
+    if (s->roots_top >= UINT32_MAX - 1) return 0;
+    p = alloc(ud, s->dead, s->dead_cap, ncap);
+    if (!p) return 0;
+    memset((unsigned char *)p + s->dead_cap, 0, ncap - s->dead_cap);
+    s->dead = (unsigned char *)p;
+    s->dead_cap = ncap;
+  }
+  return 1;
+}
 
 /* [-1, +0] stores the value on top in ROOTS (at rootsidx); returns its slot. luaL_ref would do,
    at several times the cost: it keeps its free list's head in the table and measures its length. */
-static int roots_add(lua_State *L, Scheduler *s, int rootsidx) {
-  int ref = s->roots_free;
-  if (ref) {
+static uint32_t slot_take(lua_State *L, Scheduler *s, int rootsidx) {
+  uint32_t ref = s->roots_free;
+  if (s->nswept) {
+    ref = s->swept[--s->nswept];   /* its key is in ROOTS, holding false */
+  } else if (ref) {
     lua_rawgeti(L, rootsidx, ref);
-    s->roots_free = (int)lua_tointeger(L, -1);
+    s->roots_free = (uint32_t)lua_tointeger(L, -1);
     lua_pop(L, 1);
   } else {
     ref = ++s->roots_top;
@@ -167,19 +198,107 @@ static int roots_add(lua_State *L, Scheduler *s, int rootsidx) {
   return ref;
 }
 
-static void roots_remove(lua_State *L, Scheduler *s, int rootsidx, int ref) {
-  lua_pushinteger(L, s->roots_free);
+/* Puts a slot on the free list, whose links live in the free slots themselves. The slot's key is
+   in ROOTS already (a tombstone's holds false), so this never allocates. */
+static void slot_free(lua_State *L, Scheduler *s, int rootsidx, uint32_t ref) {
+  lua_pushinteger(L, (lua_Integer)s->roots_free);
   lua_rawseti(L, rootsidx, ref);
   s->roots_free = ref;
+}
+
+/* txaio__heap_filter's predicate: keeps the pending timers, and stacks the slots of the
+   tombstones for slot_take in C: putting them on ROOTS' free list would write to the table at
+   random, a cache miss apiece */
+static int keep_live(void *ctx, uint32_t ref) {
+  Scheduler *s = (Scheduler *)ctx;
+  if (!s->dead[ref]) return 1;
+  s->dead[ref] = 0;
+  s->swept[s->nswept++] = ref;
+  return 0;
+}
+
+/* Sweeps the tombstones out of the heap, when there is room to stack their slots (the predicate
+   must not allocate: a failure half-way would leave the heap half-filtered). */
+static void sweep(lua_State *L, Scheduler *s) {
+  size_t need = s->nswept + (s->heap.count - s->live);
+  if (need > s->swept_cap) {
+    void *ud;
+    lua_Alloc alloc = lua_getallocf(L, &ud);
+    size_t ncap = s->swept_cap * 2 > need ? s->swept_cap * 2 : need;
+    void *p = alloc(ud, s->swept, s->swept_cap * sizeof *s->swept, ncap * sizeof *s->swept);
+    if (!p) return;   /* the tombstones stay, harmless: the next cancel tries again */
+    s->swept = (uint32_t *)p;
+    s->swept_cap = ncap;
+  }
+  txaio__heap_filter(&s->heap, keep_live, s);
+}
+
+/* Drops the tombstones at the top of the heap: whatever reads its minimum calls this first.
+   Cancel does not: popping is a sift, and cancelling in creation order would pop most of them.
+   rootsidx: where the ROOTS table is, or 0 to fetch it. */
+static void prune_top(lua_State *L, Scheduler *s, int sidx, int rootsidx) {
+  int fetched = !rootsidx;
+  /* without tombstones, no need to read the top's flag: one cache miss less a timer fired */
+  if (s->heap.count == s->live || !s->dead[txaio__heap_min(&s->heap)->ref]) return;
+  if (fetched) {
+    lua_getiuservalue(L, sidx, SS_ROOTS);
+    rootsidx = lua_gettop(L);
+  }
+  while (s->heap.count > s->live && s->dead[txaio__heap_min(&s->heap)->ref]) {
+    uint32_t ref = txaio__heap_min(&s->heap)->ref;
+    s->dead[ref] = 0;
+    slot_free(L, s, rootsidx, ref);
+    txaio__heap_pop(&s->heap);
+  }
+  if (fetched) lua_pop(L, 1);
+}
+
+/*
+** After a timer stopped being pending (s->live went down): when none is left, the heap's remaining
+** entries are all tombstones and every slot is free, so both start afresh at little cost; when the
+** tombstones outnumber the pending timers, one linear sweep drops them all, so each cancel pays
+** for about two entries of a sweep instead of a sift through the heap.
+*/
+static void sched_tidy(lua_State *L, Scheduler *s, int sidx) {
+  if (s->live == 0) {
+    if (s->heap.count) memset(s->dead, 0, (size_t)s->roots_top + 1);
+    s->heap.count = 0;
+    s->roots_top = s->roots_free = 0;
+    s->nswept = 0;
+    if (s->heap.capacity > SHRINK_ABOVE) {
+      /* the new table first: making it may run a finalizer that schedules on this loop, and that
+         timer must find the heap, flags and ROOTS it was put in still there */
+      lua_newtable(L);
+      if (s->live == 0) {
+        void *ud;
+        lua_Alloc alloc = lua_getallocf(L, &ud);
+        txaio__heap_free(&s->heap, alloc, ud);
+        alloc(ud, s->dead, s->dead_cap, 0);
+        s->dead = NULL;
+        s->dead_cap = 0;
+        alloc(ud, s->swept, s->swept_cap * sizeof *s->swept, 0);
+        s->swept = NULL;
+        s->swept_cap = s->nswept = 0;
+        s->roots_top = s->roots_free = 0;
+        lua_setiuservalue(L, sidx, SS_ROOTS);
+      } else {
+        lua_pop(L, 1);
+      }
+    }
+  } else if (s->heap.count - s->live > s->live + 64) {
+    sweep(L, s);
+  }
 }
 
 void txaio__sched_add(lua_State *L, int sidx, double due, int fnidx, int firstarg, int nargs) {
   Scheduler *s = (Scheduler *)lua_touserdata(L, sidx);
   Timer *t;
+  uint32_t ref;
   int i;
   sidx = lua_absindex(L, sidx);
   t = (Timer *)lua_newuserdatauv(L, sizeof(Timer), TS_ARGS - 1 + nargs);
-  t->node.tag = LUA_NOREF;
+  t->tag = txaio__tag(t, TXAIO_KIND_TIMER);
+  t->ref = 0;
   t->sched = NULL;
   lua_getiuservalue(L, sidx, SS_TIMER_MT);
   lua_setmetatable(L, -2);
@@ -190,19 +309,16 @@ void txaio__sched_add(lua_State *L, int sidx, double due, int fnidx, int firstar
     lua_setiuservalue(L, -2, TS_ARGS + i);
   }
   lua_getiuservalue(L, sidx, SS_ROOTS);
-  {
-    /* room in the heap only now: the allocations above may run finalizers, and one that
-       schedules on this loop too would take a slot reserved before them */
-    void *ud;
-    lua_Alloc alloc = lua_getallocf(L, &ud);
-    if (!txaio__heap_reserve(&s->heap, alloc, ud)) luaL_error(L, "not enough memory");
-  }
+  /* room only now: the allocations above may run finalizers, and one that schedules on this loop
+     too would take what was reserved before them */
+  if (!sched_reserve(L, s)) luaL_error(L, "not enough memory");
   lua_pushvalue(L, -2);
-  t->node.tag = roots_add(L, s, lua_gettop(L) - 1);
+  ref = slot_take(L, s, lua_gettop(L) - 1);
   lua_pop(L, 1);
+  t->ref = ref;
   t->sched = s;
-  t->node.seq = s->seq++;
-  txaio__heap_push(&s->heap, &t->node, due);
+  s->live++;
+  txaio__heap_push(&s->heap, due, s->seq++, ref);
   if (!s->firing && due < s->armed) {
     double armed = s->armed;
     s->armed = due;
@@ -211,10 +327,7 @@ void txaio__sched_add(lua_State *L, int sidx, double due, int fnidx, int firstar
          cancelled it meanwhile (no tick runs inside wake(), and nobody else holds it yet); the
          check keeps a broken invariant from corrupting the heap. */
       lua_insert(L, -2);
-      if (t->sched != NULL) {
-        txaio__heap_remove(&s->heap, &t->node);
-        timer_release(L, lua_gettop(L), t, sidx, 0);
-      }
+      if (t->sched != NULL) timer_kill(L, lua_gettop(L), t, sidx);
       s->armed = armed;
       lua_pop(L, 1);
       adapter_error(L, "wake");
@@ -222,44 +335,39 @@ void txaio__sched_add(lua_State *L, int sidx, double due, int fnidx, int firstar
   }
 }
 
-/* Lua tables never shrink: once a burst of timers is over, start the bookkeeping afresh. */
-#define SHRINK_ABOVE 1024
-
 /*
-** Marks a timer that has left the heap as done and unroots it; its user values (the callback and
-** its arguments) stay for the caller to read. rootsidx: where the scheduler's ROOTS table is, or
-** 0 to fetch it.
+** Marks a pending timer done and unroots it; its user values (the callback and its arguments) stay
+** for the caller to read. 'dead': it was cancelled, and its heap entry, still there, becomes a
+** tombstone; else its entry has left the heap already. rootsidx: where the scheduler's ROOTS table
+** is, or 0 to fetch it.
 */
-static void timer_detach(lua_State *L, Timer *t, int sidx, int rootsidx) {
+static void timer_detach(lua_State *L, Timer *t, int sidx, int rootsidx, int dead) {
   Scheduler *s = t->sched;
-  if (rootsidx) {
-    roots_remove(L, s, rootsidx, t->node.tag);
-  } else {
+  uint32_t ref = t->ref;
+  int fetched = !rootsidx;
+  if (fetched) {
     lua_getiuservalue(L, sidx, SS_ROOTS);
-    roots_remove(L, s, lua_gettop(L), t->node.tag);
-    lua_pop(L, 1);
+    rootsidx = lua_gettop(L);
   }
-  t->node.tag = LUA_NOREF;
+  if (dead) {
+    /* false, not nil: the key stays in ROOTS, so freeing the slot later cannot allocate */
+    lua_pushboolean(L, 0);
+    lua_rawseti(L, rootsidx, ref);
+    s->dead[ref] = 1;
+  } else {
+    slot_free(L, s, rootsidx, ref);
+  }
+  t->ref = 0;
   t->sched = NULL;
-  if (s->heap.count == 0 && s->heap.capacity > SHRINK_ABOVE) {
-    /* the new table first: making it may run a finalizer that schedules on this loop, and that
-       timer must find the heap and ROOTS it was put in still there */
-    lua_newtable(L);
-    if (s->heap.count == 0) {
-      void *ud;
-      lua_Alloc alloc = lua_getallocf(L, &ud);
-      txaio__heap_free(&s->heap, alloc, ud);
-      lua_setiuservalue(L, sidx, SS_ROOTS);
-      s->roots_top = s->roots_free = 0;
-    } else {
-      lua_pop(L, 1);
-    }
-  }
+  s->live--;
+  sched_tidy(L, s, sidx);
+  if (fetched) lua_pop(L, 1);
 }
 
-/* Detaches a timer and drops everything it holds, so a handle kept by the user pins nothing. */
-static void timer_release(lua_State *L, int tidx, Timer *t, int sidx, int rootsidx) {
-  timer_detach(L, t, sidx, rootsidx);
+/* Cancels a pending timer and drops everything it holds, so a handle kept by the user pins
+   nothing. */
+static void timer_kill(lua_State *L, int tidx, Timer *t, int sidx) {
+  timer_detach(L, t, sidx, 0, 1);
   txaio_clearuservalues(L, tidx);
 }
 
@@ -282,17 +390,17 @@ static int timer_cancel(lua_State *L, int tidx, int mapidx) {
     /* the scheduler is being collected (weak entries go first): nothing will ever fire this */
     lua_pop(L, 1);
     t->sched = NULL;
+    t->ref = 0;
     return 0;
   }
-  /* a pending timer is where its index says: this also turns away a lookalike userdata (the
-     size and metatable of a timer, given it with debug.setmetatable) before the heap is touched */
-  if (t->node.index >= s->heap.count || s->heap.items[t->node.index].node != &t->node) {
+  /* a timer the core made, pending on this scheduler, owns a live slot; the check keeps a broken
+     invariant from corrupting another timer's slot */
+  if (t->ref == 0 || t->ref > s->roots_top || s->dead[t->ref]) {
     lua_pop(L, 1);
     return 0;
   }
-  txaio__heap_remove(&s->heap, &t->node);
-  timer_release(L, tidx, t, sidx, 0);
-  if (!s->firing && s->heap.count == 0) {
+  timer_kill(L, tidx, t, sidx);
+  if (!s->firing && s->live == 0) {
     s->armed = HUGE_VAL;
     if (!call_wake(L, sidx, s, -1)) adapter_error(L, "wake");   /* the cancel itself is done */
   }
@@ -318,7 +426,7 @@ static void timer_fire(lua_State *L, int tidx, int sidx, int rootsidx, int msgh,
   int fn, nargs;
   /* done first: an error below (no room on the stack, no memory) then leaves a timer that did
      not run, never one that is out of the heap yet still looks pending */
-  timer_detach(L, t, sidx, rootsidx);
+  timer_detach(L, t, sidx, rootsidx, 0);
   /* the callable, then the arguments, as many as call_later got: on the stack of whoever ticks,
      which may be a coroutine's small one */
   if (txaio_unlikely(!lua_checkstack(L, 8))) {
@@ -368,9 +476,11 @@ static void timer_fire(lua_State *L, int tidx, int sidx, int rootsidx, int msgh,
   lua_settop(L, fn - 1);
 }
 
-void txaio__push_next_timeout(lua_State *L, Scheduler *s, double now) {
+void txaio__push_next_timeout(lua_State *L, int sidx, double now) {
+  Scheduler *s = (Scheduler *)lua_touserdata(L, sidx);
+  prune_top(L, s, sidx, 0);
   if (s->heap.count) {
-    double due = txaio__heap_min_due(&s->heap);
+    double due = txaio__heap_min(&s->heap)->due;
     lua_pushnumber(L, due > now ? due - now : 0);
   } else {
     lua_pushnil(L);
@@ -386,7 +496,6 @@ static int fire_due(lua_State *L) {
   Scheduler *s = (Scheduler *)lua_touserdata(L, 1);
   double now = lua_tonumber(L, 2);
   uint64_t limit = (uint64_t)lua_tointeger(L, 3);
-  HeapNode *top;
   int msgh, roots;
   lua_pushcfunction(L, txaio__failure_msgh);
   msgh = lua_gettop(L);
@@ -394,11 +503,14 @@ static int fire_due(lua_State *L) {
      then every timer this tick may fire (seq < limit) is gone: the stale table is never read. */
   lua_getiuservalue(L, 1, SS_ROOTS);
   roots = lua_gettop(L);
-  while ((top = txaio__heap_min(&s->heap)) && txaio__heap_min_due(&s->heap) <= now
-         && top->seq < limit) {
-    Timer *t = (Timer *)top;
-    txaio__heap_remove(&s->heap, top);
-    lua_rawgeti(L, roots, t->node.tag);
+  for (;;) {
+    uint32_t ref;
+    prune_top(L, s, 1, roots);
+    if (!s->heap.count || txaio__heap_min(&s->heap)->due > now
+        || txaio__heap_min(&s->heap)->seq >= limit) break;
+    ref = txaio__heap_min(&s->heap)->ref;
+    txaio__heap_pop(&s->heap);
+    lua_rawgeti(L, roots, ref);
     timer_fire(L, lua_gettop(L), 1, roots, msgh, now);
     lua_pop(L, 1);
   }
@@ -408,8 +520,9 @@ static int fire_due(lua_State *L) {
 /* Asks the backend to wake us for the earliest timer left, or tells it none is; 0 if it raised. */
 static int rearm(lua_State *L, int sidx, Scheduler *s) {
   double due;
+  prune_top(L, s, sidx, 0);
   if (!s->heap.count) return call_wake(L, sidx, s, -1);
-  due = txaio__heap_min_due(&s->heap);
+  due = txaio__heap_min(&s->heap)->due;
   s->armed = due;
   if (call_wake(L, sidx, s, due > s->last_now ? due - s->last_now : 0)) return 1;
   s->armed = HUGE_VAL;   /* not armed after all: the next call_later asks again */
@@ -497,7 +610,7 @@ static int api_sleep(lua_State *L) {
 static int api_tick(lua_State *L) {
   int sidx = txaio__bound_scheduler(L);
   double now = txaio__sched_tick(L, sidx);
-  txaio__push_next_timeout(L, (Scheduler *)lua_touserdata(L, sidx), now);
+  txaio__push_next_timeout(L, sidx, now);
   return 1;
 }
 
@@ -573,9 +686,10 @@ static int sched_m_now(lua_State *L) {
 }
 
 static int sched_m_tick(lua_State *L) {
-  Scheduler *s = txaio__checkscheduler(L, 1);
-  double now = txaio__sched_tick(L, 1);
-  txaio__push_next_timeout(L, s, now);
+  double now;
+  txaio__checkscheduler(L, 1);
+  now = txaio__sched_tick(L, 1);
+  txaio__push_next_timeout(L, 1, now);
   return 1;
 }
 
@@ -591,13 +705,31 @@ static int sched_m_ticking(lua_State *L) {
 }
 
 static int sched_m_pending(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)txaio__checkscheduler(L, 1)->live);
+  return 1;
+}
+
+/* sched:entries(): the heap's entries, tombstones of cancelled timers included; for the specs
+   that bound them, not part of the API */
+static int sched_m_entries(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)txaio__checkscheduler(L, 1)->heap.count);
   return 1;
 }
 
+/* sched:c_bytes(): what the scheduler has allocated outside Lua's accounting (the heap, the
+   tombstone flags, the swept slots); for the benchmarks' memory figure, not part of the API */
+static int sched_m_c_bytes(lua_State *L) {
+  Scheduler *s = txaio__checkscheduler(L, 1);
+  lua_pushinteger(L, (lua_Integer)(s->heap.capacity * sizeof(HeapEntry) + s->dead_cap
+                                   + s->swept_cap * sizeof *s->swept));
+  return 1;
+}
+
 static int sched_m_next_due(lua_State *L) {
-  Heap *h = &txaio__checkscheduler(L, 1)->heap;
-  if (h->count) lua_pushnumber(L, txaio__heap_min_due(h));
+  Scheduler *s = txaio__checkscheduler(L, 1);
+  Heap *h = &s->heap;
+  prune_top(L, s, 1, 0);
+  if (h->count) lua_pushnumber(L, txaio__heap_min(h)->due);
   else lua_pushnil(L);
   return 1;
 }
@@ -611,16 +743,32 @@ static int sched_gc(lua_State *L) {
   Scheduler *s = txaio__toscheduler(L, 1);
   void *ud;
   lua_Alloc alloc = lua_getallocf(L, &ud);
+  Timer *timer;
   size_t i;
   if (!s) return 0;   /* a table that borrowed the metatable */
-  /* handles users still hold must not reach this memory again; the timers are alive until the
-     scheduler's own user values (ROOTS) go, after this finalizer */
+  /* handles users still hold must not reach this memory again; the pending timers are alive until
+     the scheduler's own user values (ROOTS) go, after this finalizer */
+  lua_getiuservalue(L, 1, SS_ROOTS);
   for (i = 0; i < s->heap.count; i++) {
-    Timer *t = (Timer *)s->heap.items[i].node;
-    t->sched = NULL;
-    t->node.tag = LUA_NOREF;
+    uint32_t ref = s->heap.items[i].ref;
+    if (s->dead[ref]) continue;
+    lua_rawgeti(L, -1, ref);
+    timer = (Timer *)lua_touserdata(L, -1);
+    if (timer != NULL) {
+      timer->sched = NULL;
+      timer->ref = 0;
+    }
+    lua_pop(L, 1);
   }
+  lua_pop(L, 1);
   txaio__heap_free(&s->heap, alloc, ud);
+  if (s->dead) alloc(ud, s->dead, s->dead_cap, 0);
+  s->dead = NULL;
+  s->dead_cap = 0;
+  if (s->swept) alloc(ud, s->swept, s->swept_cap * sizeof *s->swept, 0);
+  s->swept = NULL;
+  s->swept_cap = s->nswept = 0;
+  s->live = 0;
   s->closed = 1;
   if (s->c_free) {
     s->c_free(s->c_ud);
@@ -629,15 +777,11 @@ static int sched_gc(lua_State *L) {
   return 0;
 }
 
-/* luaL_checkudata for the timer methods, with the metatable at hand (upvalue 2) instead of
-   looked up in the registry by name; and the size, as txaio__checkudata does */
+/* txaio__checkudata without the metatable lookup: the tag is keyed by the timer's address, so a
+   lookalike (a userdata given the metatable with debug.setmetatable) does not pass */
 static Timer *checktimer(lua_State *L) {
-  Timer *t = (Timer *)lua_touserdata(L, 1);
-  int same;
-  if (t == NULL || !lua_getmetatable(L, 1)) luaL_typeerror(L, 1, TXAIO_TIMER_MT);
-  same = lua_rawequal(L, -1, lua_upvalueindex(2));
-  lua_pop(L, 1);
-  if (!same || lua_rawlen(L, 1) != sizeof(Timer)) txaio__udataerror(L, 1, TXAIO_TIMER_MT);
+  Timer *t = (Timer *)txaio__totagged(L, 1, sizeof(Timer), TXAIO_KIND_TIMER);
+  if (txaio_unlikely(t == NULL)) txaio__udataerror(L, 1, TXAIO_TIMER_MT);
   return t;
 }
 
@@ -665,6 +809,8 @@ static const luaL_Reg sched_methods[] = {
   { "pending", sched_m_pending },
   { "ticking", sched_m_ticking },
   { "next_due", sched_m_next_due },
+  { "entries", sched_m_entries },
+  { "c_bytes", sched_m_c_bytes },
   { "call_later", sched_m_call_later },
   { NULL, NULL }
 };

@@ -25,9 +25,18 @@ typedef struct Scheduler {
   int closed;        /* finalized (sched_gc ran): a finalizer that outlived it must not use it */
   int lua_now;       /* SS_NOW holds a Lua clock; without one, the monotonic clock (saves a lookup
                         in every call_later) */
-  /* ROOTS slots: the highest in use so far, and the first free one (0: none); each free slot holds
-     the number of the next, as luaL_ref's list does, but with the head here instead of in t[0] */
-  int roots_top, roots_free;
+  size_t live;       /* pending timers; the heap's other entries are tombstones of cancelled ones */
+  /* ROOTS slots (a pending timer's ref): the highest in use so far, and the first free one (0:
+     none); each free slot holds the number of the next, as luaL_ref's list does, but with the head
+     here instead of in t[0]. dead[ref] is 1 for a cancelled timer whose heap entry is still there
+     (a tombstone; its slot holds false): a byte array in C, so that sweeping the tombstones out of
+     the heap reads no Lua table. */
+  uint32_t roots_top, roots_free;
+  unsigned char *dead;
+  size_t dead_cap;
+  /* slots freed by sweeping tombstones out (see sweep), taken before the free list's */
+  uint32_t *swept;
+  size_t nswept, swept_cap;
   RunQueue *rq;      /* this Lua state's run queue, through which timer callbacks are counted */
   /* clock and wake-up supplied from C by an embedder (txaio.h); NULL when Lua supplies them */
   double (*c_now)(void *ud);
@@ -52,7 +61,8 @@ void txaio__sched_add(lua_State *L, int sidx, double due, int fnidx, int firstar
 int txaio__timer_cancel(lua_State *L, int tidx);
 /* [-0, +1, e] pushes the scheduler bound to the API closure's upvalue, or raises "no loop" */
 int txaio__bound_scheduler(lua_State *L);
-void txaio__push_next_timeout(lua_State *L, Scheduler *s, double now);
+/* [-0, +1] the seconds until the next pending timer is due, or nil (sidx: the scheduler) */
+void txaio__push_next_timeout(lua_State *L, int sidx, double now);
 double txaio__sched_tick(lua_State *L, int sidx);
 Scheduler *txaio__newscheduler(lua_State *L);
 void txaio__opensched(lua_State *L);

@@ -2,10 +2,11 @@
 ** heap_test.c - src/heap.c on its own, against a brute-force model, for spec/heap_spec.lua.
 ** Built with -DTXAIO_DEBUG, so the heap also verifies its whole order after every change.
 **
-**   heap_test random SEED OPS   random pushes (few distinct deadlines, so many ties), removals of
-**                               random queued nodes and pops; every pop must be the model's minimum
-**                               by (due, seq). Prints "ok ..." and exits 0, or names the first
-**                               difference and exits 1.
+**   heap_test random SEED OPS   random pushes (few distinct deadlines, so many ties), tombstones
+**                               of random live entries, sweeps of the tombstones (filter) and
+**                               pops; every pop must be the model's minimum by (due, seq), and a
+**                               sweep must drop exactly the tombstones. Prints "ok ..." and exits
+**                               0, or names the first difference and exits 1.
 **   heap_test nomem             a failing allocator: reserve returns 0 and leaves the heap as it was.
 **   heap_test corrupt           breaks the order behind the heap's back, then pushes: the debug
 **                               check must abort with "timer heap order broken".
@@ -18,10 +19,12 @@
 
 #define MAXNODES 4096
 
+/* A model timer, named by its index (the entry's ref): 'queued' while its entry is in the heap,
+   'dead' once the owner gave up on it there (sched.c's tombstones). */
 typedef struct Model {
-  HeapNode node;
   double due;
-  int queued;
+  uint64_t seq;
+  int queued, dead;
 } Model;
 
 static Model nodes[MAXNODES];
@@ -46,83 +49,102 @@ static unsigned long long rng(void) {
   return rng_state * 2685821657736338717ULL;
 }
 
+/* the model's minimum among the entries still in the heap, tombstones included */
 static Model *model_min(void) {
   Model *best = NULL;
   int i;
   for (i = 0; i < MAXNODES; i++) {
     Model *m = &nodes[i];
     if (!m->queued) continue;
-    if (!best || m->due < best->due || (m->due == best->due && m->node.seq < best->node.seq))
-      best = m;
+    if (!best || m->due < best->due || (m->due == best->due && m->seq < best->seq)) best = m;
   }
   return best;
+}
+
+static long filtered;
+static int keep_alive(void *ctx, uint32_t ref) {
+  (void)ctx;
+  if (!nodes[ref].dead) return 1;
+  nodes[ref].queued = nodes[ref].dead = 0;
+  filtered++;
+  return 0;
+}
+
+/* pops the minimum, which must be the model's */
+static int pop_checked(Heap *h, long op) {
+  Model *want = model_min();
+  const HeapEntry *got = txaio__heap_min(h);
+  if (got->due != want->due || got->seq != want->seq || &nodes[got->ref] != want) {
+    printf("op %ld: the minimum is node %u (due %g), the model's node %ld (due %g)\n", op,
+           (unsigned)got->ref, got->due, (long)(want - nodes), want->due);
+    return 1;
+  }
+  txaio__heap_pop(h);
+  want->queued = want->dead = 0;
+  return 0;
 }
 
 static int run_random(unsigned long long seed, long ops) {
   Heap h;
   uint64_t seq = 0;
-  long op, pushes = 0, removes = 0, pops = 0;
-  int qlist[MAXNODES], qpos[MAXNODES];   /* the queued nodes, to pick one to remove */
-  size_t queued = 0, peak = 0;
+  long op, pushes = 0, kills = 0, filters = 0, pops = 0;
+  int qlist[MAXNODES], qpos[MAXNODES];   /* the live queued nodes, to pick one to kill */
+  size_t live = 0, queued = 0, peak = 0;
   txaio__heap_init(&h);
   rng_state = seed ? seed : 1;
+  filtered = 0;
   for (op = 0; op < ops; op++) {
     unsigned long long r = rng();
-    int kind = (int)((r >> 32) % 8);   /* 5 in 8 push, 2 remove, 1 pop: the heap fills up to MAXNODES */
-    if (kind < 5 && queued < MAXNODES) {
+    /* 16 in 32 push, 8 kill (make a tombstone), 1 filter, 7 pop: the heap fills up to MAXNODES */
+    int kind = (int)((r >> 32) % 32);
+    if (kind < 16 && queued < MAXNODES) {
       int id = (int)(r % MAXNODES);
       while (nodes[id].queued) id = (id + 1) % MAXNODES;
       if (!txaio__heap_reserve(&h, test_alloc, NULL)) { puts("reserve failed"); return 1; }
       nodes[id].due = (double)((r >> 40) % 64);   /* few distinct deadlines: many ties */
-      nodes[id].node.seq = seq++;
+      nodes[id].seq = seq++;
       nodes[id].queued = 1;
-      txaio__heap_push(&h, &nodes[id].node, nodes[id].due);
-      qpos[id] = (int)queued;
-      qlist[queued++] = id;
+      txaio__heap_push(&h, nodes[id].due, nodes[id].seq, (uint32_t)id);
+      qpos[id] = (int)live;
+      qlist[live++] = id;
+      queued++;
       if (queued > peak) peak = queued;
       pushes++;
-    } else if (kind < 7 && queued > 0) {
-      int at = (int)((r >> 8) % queued), id = qlist[at];
-      txaio__heap_remove(&h, &nodes[id].node);
-      nodes[id].queued = 0;
-      qlist[at] = qlist[--queued];
+    } else if (kind < 24 && live > 0) {
+      int at = (int)((r >> 8) % live), id = qlist[at];
+      nodes[id].dead = 1;
+      qlist[at] = qlist[--live];
       qpos[qlist[at]] = at;
-      removes++;
-    } else {
-      Model *want = model_min();
-      HeapNode *got;
-      if (want && h.items[0].due != want->due) {
-        printf("op %ld: the minimum deadline is %g, the model's %g\n", op, h.items[0].due, want->due);
-        return 1;
-      }
-      got = txaio__heap_pop(&h);
-      if (got != (want ? &want->node : NULL)) {
-        printf("op %ld: pop returned node %ld, the model's minimum is node %ld\n", op,
-               got ? (long)((Model *)got - nodes) : -1L, want ? (long)(want - nodes) : -1L);
-        return 1;
-      }
-      if (want) {
-        int id = (int)(want - nodes), at = qpos[id];
-        want->queued = 0;
-        qlist[at] = qlist[--queued];
+      kills++;
+    } else if (kind < 25) {
+      long before = filtered;
+      txaio__heap_filter(&h, keep_alive, NULL);
+      queued -= (size_t)(filtered - before);
+      filters++;
+    } else if (queued > 0) {
+      int id = (int)txaio__heap_min(&h)->ref;
+      int was_dead = nodes[id].dead;
+      if (pop_checked(&h, op)) return 1;
+      queued--;
+      if (!was_dead) {
+        int at = qpos[id];
+        qlist[at] = qlist[--live];
         qpos[qlist[at]] = at;
-        pops++;
       }
+      pops++;
     }
     if (h.count != queued) {
-      printf("op %ld: the heap holds %zu nodes, the model %zu\n", op, h.count, queued);
+      printf("op %ld: the heap holds %zu entries, the model %zu\n", op, h.count, queued);
       return 1;
     }
   }
   while (h.count) {   /* drain: everything left comes out in order */
-    Model *want = model_min();
-    if (txaio__heap_pop(&h) != &want->node) { puts("drain: out of order"); return 1; }
-    want->queued = 0;
+    if (pop_checked(&h, op)) { puts("drain: out of order"); return 1; }
     pops++;
   }
   txaio__heap_free(&h, test_alloc, NULL);
-  printf("ok seed=%llu ops=%ld pushes=%ld removes=%ld pops=%ld peak=%zu\n", seed, ops, pushes, removes,
-         pops, peak);
+  printf("ok seed=%llu ops=%ld pushes=%ld kills=%ld filters=%ld filtered=%ld pops=%ld peak=%zu\n",
+         seed, ops, pushes, kills, filters, filtered, pops, peak);
   return 0;
 }
 
@@ -132,15 +154,15 @@ static int run_nomem(void) {
   txaio__heap_init(&h);
   for (i = 0; i < 16; i++) {   /* fills the first allocation exactly */
     if (!txaio__heap_reserve(&h, test_alloc, NULL)) { puts("first reserve failed"); return 1; }
-    nodes[i].node.seq = (uint64_t)i;
-    txaio__heap_push(&h, &nodes[i].node, (double)(16 - i));
+    txaio__heap_push(&h, (double)(16 - i), (uint64_t)i, (uint32_t)i);
   }
   fail_alloc = 1;
   if (txaio__heap_reserve(&h, test_alloc, NULL)) { puts("reserve succeeded without memory"); return 1; }
   if (h.count != 16 || h.capacity != 16) { puts("a failed reserve changed the heap"); return 1; }
   fail_alloc = 0;
   for (i = 15; i >= 0; i--) {
-    if (txaio__heap_pop(&h) != &nodes[i].node) { puts("order broken after a failed reserve"); return 1; }
+    if (txaio__heap_min(&h)->ref != (uint32_t)i) { puts("order broken after a failed reserve"); return 1; }
+    txaio__heap_pop(&h);
   }
   txaio__heap_free(&h, test_alloc, NULL);
   puts("ok nomem");
@@ -153,13 +175,11 @@ static int run_corrupt(void) {
   txaio__heap_init(&h);
   for (i = 0; i < 8; i++) {
     txaio__heap_reserve(&h, test_alloc, NULL);
-    nodes[i].node.seq = (uint64_t)i;
-    txaio__heap_push(&h, &nodes[i].node, (double)i);
+    txaio__heap_push(&h, (double)i, (uint64_t)i, (uint32_t)i);
   }
   h.items[0].due = 1e9;   /* the root now orders after its children */
   txaio__heap_reserve(&h, test_alloc, NULL);
-  nodes[8].node.seq = 8;
-  txaio__heap_push(&h, &nodes[8].node, 100.0);   /* must abort here */
+  txaio__heap_push(&h, 100.0, 8, 8);   /* must abort here */
   puts("the corrupted heap was not noticed");
   return 1;
 }
