@@ -837,16 +837,13 @@ void txaio__opensched(lua_State *L) {
   luaL_newlib(L, sched_methods);
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
-  /* every timer function gets the SCHEDULERS table (cancel's) and the timer metatable */
+  /* the timer methods get the SCHEDULERS table, where cancel finds a timer's scheduler */
   luaL_newmetatable(L, TXAIO_TIMER_MT);
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &SCHEDULERS);
-  lua_pushvalue(L, -2);
-  lua_pushcclosure(L, timer_tostring, 2);
+  lua_pushcfunction(L, timer_tostring);
   lua_setfield(L, -2, "__tostring");
   luaL_newlibtable(L, timer_methods);
   lua_rawgetp(L, LUA_REGISTRYINDEX, &SCHEDULERS);
-  lua_pushvalue(L, -3);
-  luaL_setfuncs(L, timer_methods, 2);
+  luaL_setfuncs(L, timer_methods, 1);
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
   lua_pushcfunction(L, sched_new);
