@@ -253,6 +253,20 @@ static void prune_top(lua_State *L, Scheduler *s, int sidx, int rootsidx) {
   if (fetched) lua_pop(L, 1);
 }
 
+/* Gives back the heap, the tombstone flags and the swept-slot stack; the scheduler stays usable,
+   each array growing again from nothing on the next push. */
+static void sched_free_arrays(lua_State *L, Scheduler *s) {
+  void *ud;
+  lua_Alloc alloc = lua_getallocf(L, &ud);
+  txaio__heap_free(&s->heap, alloc, ud);
+  if (s->dead) alloc(ud, s->dead, s->dead_cap, 0);
+  s->dead = NULL;
+  s->dead_cap = 0;
+  if (s->swept) alloc(ud, s->swept, s->swept_cap * sizeof *s->swept, 0);
+  s->swept = NULL;
+  s->swept_cap = s->nswept = 0;
+}
+
 /*
 ** After a timer stopped being pending (s->live went down): when none is left, the heap's remaining
 ** entries are all tombstones and every slot is free, so both start afresh at little cost; when the
@@ -270,15 +284,7 @@ static void sched_tidy(lua_State *L, Scheduler *s, int sidx) {
          timer must find the heap, flags and ROOTS it was put in still there */
       lua_newtable(L);
       if (s->live == 0) {
-        void *ud;
-        lua_Alloc alloc = lua_getallocf(L, &ud);
-        txaio__heap_free(&s->heap, alloc, ud);
-        alloc(ud, s->dead, s->dead_cap, 0);
-        s->dead = NULL;
-        s->dead_cap = 0;
-        alloc(ud, s->swept, s->swept_cap * sizeof *s->swept, 0);
-        s->swept = NULL;
-        s->swept_cap = s->nswept = 0;
+        sched_free_arrays(L, s);
         s->roots_top = s->roots_free = 0;
         lua_setiuservalue(L, sidx, SS_ROOTS);
       } else {
@@ -741,8 +747,6 @@ static int sched_m_call_later(lua_State *L) {
 
 static int sched_gc(lua_State *L) {
   Scheduler *s = txaio__toscheduler(L, 1);
-  void *ud;
-  lua_Alloc alloc = lua_getallocf(L, &ud);
   Timer *timer;
   size_t i;
   if (!s) return 0;   /* a table that borrowed the metatable */
@@ -761,13 +765,7 @@ static int sched_gc(lua_State *L) {
     lua_pop(L, 1);
   }
   lua_pop(L, 1);
-  txaio__heap_free(&s->heap, alloc, ud);
-  if (s->dead) alloc(ud, s->dead, s->dead_cap, 0);
-  s->dead = NULL;
-  s->dead_cap = 0;
-  if (s->swept) alloc(ud, s->swept, s->swept_cap * sizeof *s->swept, 0);
-  s->swept = NULL;
-  s->swept_cap = s->nswept = 0;
+  sched_free_arrays(L, s);
   s->live = 0;
   s->closed = 1;
   if (s->c_free) {
