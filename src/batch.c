@@ -75,7 +75,7 @@ void txaio__bucket_fire(lua_State *L, int bidx, int sidx, double now) {
   bt = (Batched *)lua_touserdata(L, batched);
   lua_getiuservalue(L, bidx, BK_CALLS);
   calls = lua_gettop(L);
-  lua_pushcfunction(L, txaio__failure_msgh);
+  txaio__pushmsgh(L);
   msgh = lua_gettop(L);
   while (b->next <= b->count && ran < bt->chunk) {
     BatchedCall *c;

@@ -95,11 +95,23 @@ static inline const char *txaio_tolstring(lua_State *L, int i, size_t *len) {
 #define txaio_getuservalue(L, i)  lua_getfenv(L, (i))
 #define txaio_setuservalue(L, i)  lua_setfenv(L, (i))
 
+/* Pushing a C function makes a new closure here, so it allocates (and a finalizer may run inside
+   it): a function pushed on every resolve, drain or tick is made once, kept in the registry under
+   'key', and fetched from there afterwards. */
+static inline void txaio_pushcfunction_cached(lua_State *L, lua_CFunction f, const void *key) {
+  if (txaio_likely(txaio_rawgetp(L, LUA_REGISTRYINDEX, key) == LUA_TFUNCTION)) return;
+  lua_pop(L, 1);
+  lua_pushcfunction(L, f);
+  lua_pushvalue(L, -1);
+  txaio_rawsetp(L, LUA_REGISTRYINDEX, key);
+}
+
 /* 5.1 has no istailcall: a tail call shows up as its own frame, what == "tail" */
 #define TXAIO_GETINFO  "Sln"
 #define txaio_istailcall(ar)  0
 
 #else
+#define txaio_pushcfunction_cached(L, f, key)  ((void)(key), lua_pushcfunction(L, (f)))
 #define txaio_getuservalue(L, i)  lua_getuservalue(L, (i))
 #define txaio_setuservalue(L, i)  lua_setuservalue(L, (i))
 #define TXAIO_GETINFO  "Slnt"

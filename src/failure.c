@@ -113,6 +113,8 @@ int txaio__failure_msgh(lua_State *L) {
   return 1;
 }
 
+const char txaio__msgh_key = 0;   /* its address names the handler where a closure is kept */
+
 static int fail_create(lua_State *L) {
   luaL_checkany(L, 1);
   txaio__tofailure(L, 1, 1);

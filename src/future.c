@@ -310,13 +310,14 @@ static int settle_one(lua_State *L, Future *f, FutureState state, int vidx) {
 }
 
 /*
-** settle_one's message handler goes on the stack before the future is checked: on Lua 5.1 and
-** LuaJIT, pushing a C function makes a closure, so a finalizer may run there and complete f.
+** settle_one's message handler goes on the stack before the future is checked. Pushing it does
+** not allocate (txaio__pushmsgh), but nothing that could run a finalizer, which might complete f,
+** may come between the check and the settle, and keeping it first makes that hold by its place.
 */
 static int fut_resolve(lua_State *L) {
   Future *f = checkfuture(L, 1);
   if (lua_gettop(L) != 2) lua_settop(L, 2);
-  lua_pushcfunction(L, txaio__failure_msgh);
+  txaio__pushmsgh(L);
   if (check_completable(L, f) && !settle_one(L, f, FUT_RESOLVED, 2)) {
     txaio__settle(L, 1, FUT_RESOLVED, 2);
     txaio__drain_at(L, TXAIO_UPRUNQUEUE);
@@ -328,10 +329,10 @@ static int fut_reject(lua_State *L) {
   Future *f = checkfuture(L, 1);
   luaL_argexpected(L, !lua_isnoneornil(L, 2), 2, "error value");
   lua_settop(L, 2);
-  /* the failure and the handler before the check: making them allocates, so a finalizer may run
-     and complete f */
+  /* the failure and the handler before the check: making the failure allocates, so a finalizer
+     may run and complete f */
   txaio__tofailure(L, 2, 1);
-  lua_pushcfunction(L, txaio__failure_msgh);
+  txaio__pushmsgh(L);
   /* a pair whose errback is a function has observed f, so it needs no watch_unobserved */
   if (check_completable(L, f) && !settle_one(L, f, FUT_FAILED, 3)) {
     txaio__settle(L, 1, FUT_FAILED, 3);
@@ -366,7 +367,7 @@ static int fut_cancel(lua_State *L) {
     int status;
     lua_getiuservalue(L, 1, FS_CANCELLER);
     f->settling = 1;
-    lua_pushcfunction(L, txaio__failure_msgh);
+    txaio__pushmsgh(L);
     lua_insert(L, -2);
     lua_pushvalue(L, 1);
     status = lua_pcall(L, 1, 0, -3);
@@ -433,7 +434,7 @@ static int fut_outcome(lua_State *L) {
 static int fut_as_future(lua_State *L) {
   int nargs = lua_gettop(L) - 1;
   txaio__checkcallable(L, 1, 0);
-  lua_pushcfunction(L, txaio__failure_msgh);
+  txaio__pushmsgh(L);
   lua_insert(L, 1);
   if (lua_pcall(L, nargs, 1, 1) != LUA_OK) {
     Future *f;

@@ -75,6 +75,9 @@ int txaio__isfailure(lua_State *L, int idx);
 void txaio__pushfailure(lua_State *L, int vidx, int level);
 void txaio__tofailure(lua_State *L, int vidx, int level);
 int txaio__failure_msgh(lua_State *L);
+/* pushes txaio__failure_msgh, which every protected callback call needs, without allocating */
+extern const char txaio__msgh_key;
+#define txaio__pushmsgh(L)  txaio_pushcfunction_cached((L), txaio__failure_msgh, &txaio__msgh_key)
 void txaio__pushfailuremessage(lua_State *L, int idx);
 void txaio__openfailure(lua_State *L);
 

@@ -101,7 +101,7 @@ static void drain_at(lua_State *L, int rqidx, RunQueue *rq) {
   rq->draining = 1;
   lua_getiuservalue(L, rqidx, RQ_QUEUE);
   queue = lua_gettop(L);
-  lua_pushcfunction(L, txaio__failure_msgh);
+  txaio__pushmsgh(L);
   top = lua_gettop(L);
   while (rq->head < rq->tail) {
     lua_Integer at = rq->head;

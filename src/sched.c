@@ -503,7 +503,7 @@ static int fire_due(lua_State *L) {
   double now = lua_tonumber(L, 2);
   uint64_t limit = (uint64_t)lua_tointeger(L, 3);
   int msgh, roots;
-  lua_pushcfunction(L, txaio__failure_msgh);
+  txaio__pushmsgh(L);
   msgh = lua_gettop(L);
   /* ROOTS once for the whole tick. timer_detach replaces it only when the heap has emptied, and
      then every timer this tick may fire (seq < limit) is gone: the stale table is never read. */
@@ -535,6 +535,8 @@ static int rearm(lua_State *L, int sidx, Scheduler *s) {
   return 0;
 }
 
+static const char FIRE_DUE_KEY = 0;   /* where Lua 5.1 and LuaJIT keep fire_due's closure */
+
 /* Runs every timer due now that was scheduled before this tick began; returns the clock used. */
 double txaio__sched_tick(lua_State *L, int sidx) {
   Scheduler *s = (Scheduler *)lua_touserdata(L, sidx);
@@ -551,7 +553,7 @@ double txaio__sched_tick(lua_State *L, int sidx) {
   if (s->firing) return now;   /* tick() from inside a timer callback: the outer tick goes on */
   s->firing = 1;
   s->armed = HUGE_VAL;
-  lua_pushcfunction(L, fire_due);
+  txaio_pushcfunction_cached(L, fire_due, &FIRE_DUE_KEY);
   lua_pushvalue(L, sidx);
   lua_pushnumber(L, now);
   lua_pushinteger(L, (lua_Integer)s->seq);   /* only timers scheduled before now run */

@@ -45,6 +45,24 @@ function M.with_ordinary_gc(fn)
   if not ok then error(err, 0) end
 end
 
+--- The bytes the collector counts as allocated while `fn()` runs, with the collector stopped so
+-- that nothing is freed in between; it is restarted afterwards, also when `fn` raises. On LuaJIT
+-- the JIT is off meanwhile: the traces it records are collectable objects too.
+function M.bytes_allocated(fn)
+  local luajit = rawget(_G, "jit")
+  collectgarbage()
+  collectgarbage()
+  collectgarbage("stop")
+  if luajit then luajit.off() end
+  local before = collectgarbage("count")
+  local ok, err = pcall(fn)
+  local after = collectgarbage("count")
+  if luajit then luajit.on() end
+  collectgarbage("restart")
+  if not ok then error(err, 0) end
+  return (after - before) * 1024
+end
+
 --- Runs `cycles` (default 2) full collections. On LuaJIT it first flushes the compiled traces: a
 -- trace keeps the objects it was specialised on as constants until it is flushed, and those can
 -- be a loop's (one of the first hundred or so made), so with the JIT on a dropped loop may
