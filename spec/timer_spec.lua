@@ -555,6 +555,42 @@ describe("timer handles and the collector", function()
     assert.is_false(ran)
   end)
 
+  -- cancel keeps the last loop it found (weakly): the next one must neither be mistaken for it nor
+  -- be kept alive by it
+  it("cancels on the right loop when loops take turns, and keeps none of them alive", function()
+    local weak = setmetatable({}, { __mode = "k" })
+    local ran = {}
+    local a_loop, a = private_loop()
+    local b_loop, b = private_loop()
+    local ha, hb = {}, {}
+    for i = 1, 4 do
+      ha[i] = a.call_later(i, function() ran[#ran + 1] = "a" .. i end)
+      hb[i] = b.call_later(i, function() ran[#ran + 1] = "b" .. i end)
+    end
+    assert.is_true(ha[1]:cancel())
+    assert.is_true(hb[1]:cancel())
+    assert.is_true(hb[2]:cancel())
+    assert.is_true(ha[3]:cancel())
+    assert.is_false(ha[1]:cancel())
+    assert.equal(2, a_loop:pending())
+    assert.equal(2, b_loop:pending())
+    a_loop:advance(5)
+    b_loop:advance(5)
+    assert.same({ "a2", "a4", "b3", "b4" }, ran)
+    -- the last cancel above was on a's loop; drop both loops with timers still pending on them
+    local late = (function()
+      local c_loop, c = private_loop()
+      weak[c_loop] = true
+      local h = c.call_later(1, noop)
+      assert.is_true(c.call_later(2, noop):cancel())
+      return h
+    end)()
+    weak[a_loop], weak[b_loop] = true, true
+    a_loop, b_loop, a, b = nil, nil, nil, nil   -- luacheck: ignore 311 (drops the references)
+    assert.is_true(collected(weak), "a loop outlived its last reference")
+    assert.is_false(late:cancel())
+  end)
+
   it("collects a dropped loop whose pending callbacks and sleeps reference the loop", function()
     local weak = setmetatable({}, { __mode = "k" })
     local sleeper = (function()
