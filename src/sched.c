@@ -381,8 +381,8 @@ static void timer_kill(lua_State *L, int tidx, Timer *t, int sidx) {
 /*
 ** Pushes the scheduler whose address is s, found in the SCHEDULERS table at mapidx, or nil while
 ** it is being collected. Slot 1 of that table keeps the last one found, as weakly as the rest: a
-** program with one loop then finds it with an array read, where hashing the pointer took about a
-** hundred and fifty instructions of every cancel.
+** program with one loop then finds it with an array read, where hashing the pointer took about
+** 160 instructions of every cancel.
 */
 static void push_scheduler(lua_State *L, int mapidx, const Scheduler *s) {
   lua_rawgeti(L, mapidx, 1);
