@@ -577,7 +577,8 @@ describe("timer handles and the collector", function()
     a_loop:advance(5)
     b_loop:advance(5)
     assert.same({ "a2", "a4", "b3", "b4" }, ran)
-    -- the last cancel above was on a's loop; drop both loops with timers still pending on them
+    -- the last cancel is on a third loop's, which the cache then holds; that loop still has a
+    -- timer pending when all three are dropped
     local late = (function()
       local c_loop, c = private_loop()
       weak[c_loop] = true
