@@ -165,6 +165,10 @@ static inline int txaio_newmetatable(lua_State *L, const char *tname) {
 #endif
 
 #if LUA_VERSION_NUM >= 504
+/* lua_getiuservalue answers TNONE past the last user value, so a reader can stop there instead of
+   counting first (txaio_nuvalue) */
+#define TXAIO_UV_ENDS_IN_TNONE 1
+
 /* How many user values the userdata at i was created with: 5.4 answers TNONE past the last. */
 static inline int txaio_nuvalue(lua_State *L, int i) {
   int n = 0;
@@ -185,6 +189,9 @@ static inline void txaio_clearuservalues(lua_State *L, int i) {
 
 /* ------------------------------------------------------------- before 5.4 */
 #if LUA_VERSION_NUM < 504
+
+/* past the last slot the compat lua_getiuservalue answers nil, never TNONE: count first */
+#define TXAIO_UV_ENDS_IN_TNONE 0
 
 /* Several user values: one table of slots, held as the single user value (or 5.1 environment). */
 static inline void *txaio_newuserdatauv(lua_State *L, size_t size, int nuv) {

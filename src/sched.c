@@ -459,25 +459,22 @@ static void timer_fire(lua_State *L, int tidx, int sidx, int rootsidx, int msgh,
   }
   lua_getiuservalue(L, tidx, TS_FN);
   fn = lua_gettop(L);
-#if LUA_VERSION_NUM >= 504
-  /* 5.4 answers TNONE past the last user value: fetch until then instead of counting first */
-  for (nargs = 0; lua_getiuservalue(L, tidx, TS_ARGS + nargs) != LUA_TNONE; nargs++)
-    if (txaio_unlikely(!lua_checkstack(L, 8))) {
+  if (TXAIO_UV_ENDS_IN_TNONE) {   /* fetch until TNONE instead of counting first */
+    for (nargs = 0; lua_getiuservalue(L, tidx, TS_ARGS + nargs) != LUA_TNONE; nargs++)
+      if (txaio_unlikely(!lua_checkstack(L, 8))) {
+        fire_nostack(L, tidx);
+        return;
+      }
+    lua_pop(L, 1);
+  } else {
+    int i;
+    nargs = txaio_nuvalue(L, tidx) - TS_FN;
+    if (txaio_unlikely(!lua_checkstack(L, nargs + 8))) {
       fire_nostack(L, tidx);
       return;
     }
-  lua_pop(L, 1);
-#else
-  nargs = txaio_nuvalue(L, tidx) - TS_FN;
-  if (txaio_unlikely(!lua_checkstack(L, nargs + 8))) {
-    fire_nostack(L, tidx);
-    return;
-  }
-  {
-    int i;
     for (i = 0; i < nargs; i++) lua_getiuservalue(L, tidx, TS_ARGS + i);
   }
-#endif
   txaio_clearuservalues(L, tidx);
   if (lua_type(L, fn) == LUA_TUSERDATA) {
     Future *f = txaio__tofuture(L, fn);
