@@ -16,8 +16,9 @@
 --   cold_ns_per_op    the same for the first pass
 -- and for the txaio variants the memory per pending timer, measured two ways in the first pass,
 -- once all are scheduled:
---   bytes_per_timer   collectgarbage("count") delta (after full collections) plus the core's heap
---                     array (16 bytes a slot, capacity 16 * 2^k), which lives outside Lua's accounting
+--   bytes_per_timer   collectgarbage("count") delta (after full collections) plus what the core
+--                     allocates outside Lua's accounting (sched:c_bytes(): the heap array, 24 bytes
+--                     a slot, the tombstone flags and the swept-slot stack)
 --   rss_per_timer     the resident-set delta from /proc/self/statm (includes allocator slack)
 package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
 local common = require "common"
