@@ -48,16 +48,16 @@ void txaio__enqueue(lua_State *L, int fnidx, int argidx) {
 
 /* [-0, +0] calls the reporter with (what, failure); a reporter error is dropped, never raised. */
 void txaio__report(lua_State *L, const char *what, int failidx) {
+  int top = lua_gettop(L);
   failidx = lua_absindex(L, failidx);
   getrq(L);
   if (lua_getiuservalue(L, -1, RQ_REPORTER) != LUA_TNIL) {
     lua_pushstring(L, what);
     lua_pushvalue(L, failidx);
     (void)lua_pcall(L, 2, 0, 0);
-    lua_pop(L, 1);
-  } else {
-    lua_pop(L, 2);
   }
+  /* one reset for every outcome: a reporter that raised leaves its error where nothing would */
+  lua_settop(L, top);
 }
 
 void txaio__queue_unhandled(lua_State *L, int failidx) {
