@@ -987,12 +987,27 @@ describe("a failed future that is garbage-collected", function()
     assert.equal(0, #reports_about("gc-marker-handled"))
   end)
 
-  it("is not reported when it was cancelled", function()
+  -- The contract: cancel fails the future, and a failed future collected without ever having had
+  -- an errback is reported; a cancellation is no exception.
+  it("is reported when it was cancelled and nothing handled the cancellation", function()
     collect_and_flush()
     drop_cancelled("gc-marker-cancelled")
     collect_and_flush()
-    assert.equal(0, #reports_about("gc-marker-cancelled"))
-    assert.equal(0, #reports_about("CancelledError"))
+    local found = reports_about("gc-marker-cancelled")
+    assert.equal(1, #found)
+    assert.equal("Unhandled error in future: CancelledError: gc-marker-cancelled", found[1].message)
+    assert.equal(txaio.CancelledError, getmetatable(found[1].failure.value))
+  end)
+
+  it("is not reported when it was cancelled and had an errback", function()
+    collect_and_flush()
+    do
+      local f = txaio.create_future()
+      txaio.add_callbacks(f, nil, function() end)
+      txaio.cancel(f, "gc-marker-cancelled-handled")
+    end
+    collect_and_flush()
+    assert.equal(0, #reports_about("gc-marker-cancelled-handled"))
   end)
 
   it("is not reported when it was resolved", function()

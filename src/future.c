@@ -86,7 +86,7 @@ Future *txaio__upnewfuture(lua_State *L) {
 ** __gc would make the collector finalize, and keep for an extra cycle, every one of them.
 */
 static void watch_unobserved(lua_State *L, int fidx, Future *f) {
-  if (f->observed || f->cancelled) return;
+  if (f->observed) return;
   luaL_getmetatable(L, TXAIO_UNOBSERVED_MT);
   lua_setmetatable(L, fidx);
 }
@@ -475,7 +475,7 @@ static int fut_tostring(lua_State *L) {
 /* Finalizers never run user code: an unobserved failure is queued and reported later. */
 static int fut_gc(lua_State *L) {
   Future *f = txaio__tofuture(L, 1);   /* a table can borrow the metatable: check, never assume */
-  if (f && f->state == FUT_FAILED && !f->observed && !f->cancelled) {
+  if (f && f->state == FUT_FAILED && !f->observed) {
     lua_getiuservalue(L, 1, FS_VALUE);
     txaio__queue_unhandled(L, lua_gettop(L));
   }
