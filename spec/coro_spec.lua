@@ -774,6 +774,88 @@ for _, backend in ipairs{ "clock", "host", "luv" } do
       end)
     end)
 
+    -- Lua 5.1 and 5.2 have no coroutine.isyieldable, and the core can only tell that one of its
+    -- callbacks is running: await inside as_future's function, a canceller or table.sort's
+    -- comparator attached its pair to the future and then failed to yield. The pair stayed, and
+    -- when that future completed it resumed the task in the middle of a later await, with the
+    -- wrong value.
+    describe("await under a C call that cannot yield", function()
+      local function assert_cannot_wait(failure)
+        local message = txaio.failure_message(failure)
+        assert.is_truthy(message:find("cannot wait here", 1, true)
+          or message:find("yield across", 1, true), message)
+      end
+
+      -- `inner(f)` awaits f in a way that cannot yield and returns the failure it caused
+      local function check(inner)
+        local f, h = txaio.create_future(), txaio.create_future()
+        local failure, after
+        local task = txaio.spawn(function()
+          failure = inner(f)
+          after = txaio.await(h)
+          return after
+        end)
+        assert_cannot_wait(failure)
+        txaio.resolve(f, "F")
+        assert.is_nil(after)               -- f is not what the task waits for
+        assert.equal("pending", (watch(task)()))
+        txaio.resolve(h, "H")
+        assert.equal("H", after)
+        assert.equal("H", value_of(task))
+      end
+
+      it("as_future's function", function()
+        check(function(f)
+          local g = txaio.as_future(function() return txaio.await(f) end)
+          return failure_of(g)
+        end)
+      end)
+
+      it("a canceller", function()
+        check(function(f)
+          local caught
+          local c = txaio.create_future(nil, nil, function()
+            local ok, err = xpcall(function() return txaio.await(f) end, txaio.create_failure)
+            assert(not ok)
+            caught = err
+          end)
+          -- the canceller's own error would be reported, so it records instead; and the
+          -- cancellation is handled, or collecting c would report it during a later test
+          txaio.add_callbacks(c, nil, function() end)
+          txaio.cancel(c)
+          return caught
+        end)
+      end)
+
+      it("leaves the future it failed to wait for alone when its task is cancelled", function()
+        local first, f = txaio.create_future(), txaio.create_future()
+        local task
+        task = txaio.spawn(function()
+          txaio.await(first)   -- so that `task` is set when the body goes on
+          local g = txaio.as_future(function() return txaio.await(f) end)
+          -- a callback of first's runs this: callbacks added now would run after it returns
+          local state, failure = require("txaio.core").outcome(g)
+          assert.equal("failed", state)
+          assert_cannot_wait(failure)
+          txaio.cancel(task)
+          return "not reached as the result"
+        end)
+        txaio.resolve(first, true)
+        assert.is_true(is_cancelled_error(failure_of(task).value))
+        assert.is_false(txaio.is_called(f))
+      end)
+
+      it("table.sort's comparator", function()
+        check(function(f)
+          local ok, err = xpcall(function()
+            table.sort({ 2, 1 }, function(a, b) txaio.await(f); return a < b end)
+          end, txaio.create_failure)
+          assert.is_false(ok)
+          return err
+        end)
+      end)
+    end)
+
     describe("callbacks run from C", function()
       it("report 'cannot wait here' when a callback calls await inside a spawned coroutine", function()
         local trigger = txaio.create_future()

@@ -12,8 +12,10 @@ local lib = coroutine
 local function plain(name) return rawget(lib, "_" .. name) or lib[name] end
 local coroutine_create, coroutine_resume = plain("create"), plain("resume")
 local coroutine_yield = plain("yield")
-local coroutine_running = lib.running
--- Lua 5.1 and 5.2 have no isyieldable; the core knows whether one of its callbacks runs here
+local coroutine_running, coroutine_status = lib.running, plain("status")
+-- Lua 5.1 and 5.2 have no isyieldable; the core knows whether one of its callbacks runs here,
+-- but not about other C calls (as_future's function, a canceller, table.sort's comparator)
+local exact_isyieldable = lib.isyieldable ~= nil
 local coroutine_isyieldable = lib.isyieldable or core.can_yield
 local xpcall, error, type, setmetatable, rawequal, getmetatable = xpcall, error, type,
   setmetatable, rawequal, getmetatable
@@ -54,7 +56,8 @@ local Task = {}
 function Task.__call(task)
   local awaiting = task.awaiting
   task.cancelling = true
-  if awaiting then core.cancel(awaiting) end
+  -- suspended: what an await that failed to yield (5.1, 5.2) left in 'awaiting' is not waited on
+  if awaiting and coroutine_status(task.co) == "suspended" then core.cancel(awaiting) end
 end
 
 local CANNOT_WAIT = "cannot wait here: this code runs inside a callback called from C, which "
@@ -174,6 +177,16 @@ local function attach(task, f)
   end
   add_callbacks(f, on_value, on_failure)
 end
+
+-- Where coroutine_isyieldable may answer yes wrongly (5.1, 5.2), the yield after attaching can
+-- fail, and a pair cannot be taken off a future: each await gets a pair of its own that resumes
+-- the task only if it is still suspended waiting for f.
+local function attach_guarded(task, f)
+  local function waiting() return task.awaiting == f and coroutine_status(task.co) == "suspended" end
+  add_callbacks(f, function(v) if waiting() then step(task, true, v) end end,
+                   function(fl) if waiting() then step(task, false, fl) end end)
+end
+if not exact_isyieldable then attach = attach_guarded end
 
 --- Inside a coroutine started by `spawn`: waits for future `f` and returns its value, or raises
 -- its failure's value. A value that is not a future is returned at once; so is the outcome of a
