@@ -245,6 +245,13 @@ describe("txaio.failure_message", function()
     assert.equal("error: line one", msg:sub(1, #"error: line one"))
   end)
 
+  -- tostring keeps a NUL and what follows it; the message was cut at the first NUL
+  it("keeps NUL bytes in the message and in the kind", function()
+    assert.equal("error: bad\0byte here", txaio.failure_message(raise_value("bad\0byte here")))
+    local e = setmetatable({}, { __name = "My\0Error", __tostring = function() return "x\0y" end })
+    assert.equal("My\0Error: x\0y", txaio.failure_message(raise_value(e)))
+  end)
+
   it("never raises when the error value's __tostring raises", function()
     local e = setmetatable({}, { __tostring = function() error("tostring exploded") end })
     local msg = string_of(txaio.failure_message, raise_value(e))

@@ -196,13 +196,13 @@ static int fail_is_failure(lua_State *L) {
 
 /* Runs in protected mode: __tostring and __name lookups are user code and may raise. */
 static int message_parts(lua_State *L) {
-  int t = lua_type(L, 1);
-  const char *kind = "error";
+  int t = lua_type(L, 1), named = 0;
+  /* the name found stays on top as the kind, whole (it may hold a NUL) */
   if (t == LUA_TTABLE || t == LUA_TUSERDATA) {
-    if (luaL_getmetafield(L, 1, "__name") == LUA_TSTRING) kind = lua_tostring(L, -1);
-    else if (t == LUA_TTABLE && lua_getfield(L, 1, "name") == LUA_TSTRING) kind = lua_tostring(L, -1);
+    if (luaL_getmetafield(L, 1, "__name") == LUA_TSTRING) named = 1;
+    else if (t == LUA_TTABLE && lua_getfield(L, 1, "name") == LUA_TSTRING) named = 1;
   }
-  lua_pushstring(L, kind);
+  if (!named) lua_pushliteral(L, "error");
   luaL_tolstring(L, 1, NULL);
   /* 5.2's luaL_tolstring passes on whatever __tostring returned */
   if (lua_type(L, -1) != LUA_TSTRING) return luaL_error(L, "'__tostring' must return a string");
@@ -212,6 +212,7 @@ static int message_parts(lua_State *L) {
 /* [-0, +1, m] "<kind>: <message>" on one line for the failure at idx; never raises. */
 void txaio__pushfailuremessage(lua_State *L, int idx) {
   const char *kind, *msg;
+  size_t kindlen, msglen, i;
   luaL_Buffer b;
   idx = lua_absindex(L, idx);
   lua_pushcfunction(L, message_parts);
@@ -222,15 +223,16 @@ void txaio__pushfailuremessage(lua_State *L, int idx) {
     lua_remove(L, -2);
     return;
   }
-  kind = lua_tostring(L, -2);
-  msg = lua_tostring(L, -1);
+  /* by length: an error message may hold a NUL, and tostring keeps what follows it */
+  kind = lua_tolstring(L, -2, &kindlen);
+  msg = lua_tolstring(L, -1, &msglen);
   luaL_buffinit(L, &b);
-  luaL_addstring(&b, kind);
-  if (*msg) {
+  luaL_addlstring(&b, kind, kindlen);
+  if (msglen) {
     luaL_addstring(&b, ": ");
-    for (; *msg; msg++) {
-      if (*msg == '\r' && msg[1] == '\n') continue;
-      luaL_addchar(&b, (*msg == '\n' || *msg == '\r') ? ' ' : *msg);
+    for (i = 0; i < msglen; i++) {
+      if (msg[i] == '\r' && i + 1 < msglen && msg[i + 1] == '\n') continue;
+      luaL_addchar(&b, (msg[i] == '\n' || msg[i] == '\r') ? ' ' : msg[i]);
     }
   }
   luaL_pushresult(&b);
