@@ -463,9 +463,12 @@ static int fut_tostring(lua_State *L) {
   if (f->cancelled) {
     lua_pushfstring(L, "txaio.Future: %p (cancelled)", p);
   } else if (f->state == FUT_FAILED) {
+    lua_pushfstring(L, "txaio.Future: %p (failed: ", p);
     lua_getiuservalue(L, 1, FS_VALUE);
     txaio__pushfailuremessage(L, lua_gettop(L));
-    lua_pushfstring(L, "txaio.Future: %p (failed: %s)", p, lua_tostring(L, -1));
+    lua_remove(L, -2);
+    lua_pushliteral(L, ")");
+    lua_concat(L, 3);   /* not %s: the message may hold a NUL */
   } else {
     lua_pushfstring(L, "txaio.Future: %p (%s)", p, state_names[f->state]);
   }
