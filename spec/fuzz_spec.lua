@@ -514,6 +514,40 @@ describe("a loop collected before a finalizer that still uses it", function()
   end)
 end)
 
+describe("a finalizer that runs before its loop's own", function()
+  -- An object made after a loop is finalized before it, and the loop's entry in the weak table
+  -- through which cancel finds a timer's loop is gone by then. Cancel took that to mean the loop
+  -- was finalized: it returned false and left the timer pending but without its loop, and a tick
+  -- of the loop from the same finalizer fired it and read through a NULL pointer (a crash).
+  it("cancels a pending timer of that loop, and can tick the loop afterwards", function()
+    if _VERSION == "Lua 5.1" then
+      pending("needs __gc on tables and the finalization order of Lua 5.2 and later")
+      return
+    end
+    local results
+    do
+      local now = 0
+      local loop = txaio.host_loop { now = function() return now end }
+      local api = txaio.with_config { loop = loop }
+      local fired = {}
+      local h = api.call_later(1, function() fired.h = true end)
+      local other = api.sleep(2)
+      other:add_callbacks(function() fired.other = true end)
+      setmetatable({}, { __gc = function()   -- newer than the loop: finalized first
+        results = { pending_before = loop:pending(), cancel = h:cancel(), again = h:cancel(),
+                    active = h:active(), pending_after = loop:pending() }
+        now = 5
+        results.tick = pcall(loop.tick, loop)
+        results.fired_h, results.fired_other = fired.h or false, fired.other or false
+      end })
+    end
+    collectgarbage()
+    collectgarbage()
+    assert.are.same({ pending_before = 2, cancel = true, again = false, active = false,
+                      pending_after = 1, tick = true, fired_h = false, fired_other = true }, results)
+  end)
+end)
+
 describe("the fuzz corpus", function()
   local previous
   before_each(function() previous = txaio.config.loop end)

@@ -379,6 +379,24 @@ static void timer_kill(lua_State *L, int tidx, Timer *t, int sidx) {
 }
 
 /*
+** timer_kill for a loop that is being collected. Weak values go before finalizers run, so another
+** object's finalizer can reach a pending timer (and even tick its loop) after the loop's entry in
+** SCHEDULERS is gone and before the loop's own finalizer, sched_gc, has run. Until then the
+** scheduler is intact (sched_gc clears t->sched of every pending timer, so t->sched still set says
+** it has not run), but its Lua value, and so ROOTS, is out of reach: the timer becomes a tombstone
+** in C alone, its slot holding the emptied handle instead of false until the slot is freed, which
+** never reads it. Nobody is woken: the loop is about to close.
+*/
+static void timer_kill_unreachable(lua_State *L, int tidx, Timer *t) {
+  Scheduler *s = t->sched;
+  s->dead[t->ref] = 1;
+  s->live--;
+  t->ref = 0;
+  t->sched = NULL;
+  txaio_clearuservalues(L, tidx);
+}
+
+/*
 ** Pushes the scheduler whose address is s, found in the SCHEDULERS table at mapidx, or nil while
 ** it is being collected. Slot 1 of that table keeps the last one found, as weakly as the rest: a
 ** program with one loop then finds it with an array read, where hashing the pointer took about
@@ -410,18 +428,16 @@ static int timer_cancel(lua_State *L, int tidx, int mapidx) {
     lua_remove(L, -2);
   }
   sidx = lua_gettop(L);
-  if (lua_touserdata(L, sidx) != s) {
-    /* the scheduler is being collected (weak entries go first): nothing will ever fire this */
-    lua_pop(L, 1);
-    t->sched = NULL;
-    t->ref = 0;
-    return 0;
-  }
   /* a timer the core made, pending on this scheduler, owns a live slot; the check keeps a broken
      invariant from corrupting another timer's slot */
   if (t->ref == 0 || t->ref > s->roots_top || s->dead[t->ref]) {
     lua_pop(L, 1);
     return 0;
+  }
+  if (txaio_unlikely(lua_touserdata(L, sidx) != s)) {
+    lua_pop(L, 1);
+    timer_kill_unreachable(L, tidx, t);
+    return 1;
   }
   timer_kill(L, tidx, t, sidx);
   if (!s->firing && s->live == 0) {
