@@ -158,6 +158,32 @@ describe("txaio.make_batched_timer", function()
     assert.are.same({ 1, 2, 3, 4, 5 }, order)
   end)
 
+  -- A callback's bt:call_later(0, ...) at the very end of a bucket's window lands in that bucket
+  -- while it fires. The chunk went on to run it in the same tick: a callback that re-armed
+  -- itself ran chunk_size times a tick, and with a large chunk_size the tick never ended.
+  it("runs a call added to the bucket that is firing on a later tick, within one bucket", function()
+    local now = 0
+    local loop = txaio.host_loop { now = function() return now end }
+    local bt = txaio.with_config({ loop = loop }).make_batched_timer(1, 1000)
+    local runs, at = 0, {}
+    local function rearm()
+      runs = runs + 1
+      at[runs] = now
+      if runs < 3 then bt:call_later(0, rearm) end
+    end
+    bt:call_later(1, rearm)        -- bucket 1, which fires at t = 1
+    now = 1
+    loop:tick()
+    assert.equal(1, runs)
+    loop:tick()                    -- the same time again: still not in the tick that added it
+    assert.is_true(runs <= 2)
+    for _ = 1, 4 do now = now + 0.5; loop:tick() end
+    assert.equal(3, runs)
+    for i = 2, 3 do   -- each was due when the run before it added it
+      assert.is_true(at[i] <= at[i - 1] + 1, "run " .. i .. " more than one bucket late")
+    end
+  end)
+
   it("makes cancel return true once and be harmless the second time", function()
     local bt = txaio.make_batched_timer(1)
     local ran = false

@@ -67,7 +67,9 @@ static void call_release(lua_State *L, int cidx, BatchedCall *c) {
 void txaio__bucket_fire(lua_State *L, int bidx, int sidx, double now) {
   Bucket *b = (Bucket *)lua_touserdata(L, bidx);
   Batched *bt;
-  lua_Integer ran = 0, nchunks;
+  /* calls appended while this chunk runs (a callback's bt:call_later(0, ...) can land in this
+     very bucket) wait for the next chunk, on a later tick, as call_later's timers do */
+  lua_Integer ran = 0, nchunks, last = b->count;
   double span, start, window, next_at;
   int calls, msgh, batched;
   lua_getiuservalue(L, bidx, BK_BATCHED);
@@ -77,7 +79,7 @@ void txaio__bucket_fire(lua_State *L, int bidx, int sidx, double now) {
   calls = lua_gettop(L);
   txaio__pushmsgh(L);
   msgh = lua_gettop(L);
-  while (b->next <= b->count && ran < bt->chunk) {
+  while (b->next <= last && ran < bt->chunk) {
     BatchedCall *c;
     int cidx;
     lua_rawgeti(L, calls, b->next);
