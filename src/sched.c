@@ -537,7 +537,9 @@ static int fire_due(lua_State *L) {
   txaio__pushmsgh(L);
   msgh = lua_gettop(L);
   /* ROOTS once for the whole tick. timer_detach replaces it only when the heap has emptied, and
-     then every timer this tick may fire (seq < limit) is gone: the stale table is never read. */
+     then every timer this tick may fire (seq < limit) is gone: no timer is read from the stale
+     table. prune_top may still free into it the slots of timers that a callback scheduled and
+     cancelled after that: those few slots are lost until the loop next has nothing pending. */
   lua_getiuservalue(L, 1, SS_ROOTS);
   roots = lua_gettop(L);
   for (;;) {
