@@ -2,7 +2,6 @@
 -- rows of section 11 (bad input).
 local txaio = require "txaio"
 local report = require "txaio.report"
-local compat = require "compat"
 local helpers = require "helpers"
 local finalizer = require "finalizer"
 local watch, error_of, assert_contains = helpers.watch, helpers.error_of, helpers.assert_contains
@@ -876,13 +875,7 @@ print("done")
   -- The script's output; runs it once, for the first test that needs it.
   local function run_script()
     if output then return output end
-    local path = os.tmpname()
-    local file = assert(io.open(path, "w"))
-    file:write(SCRIPT)
-    file:close()
-    local out, ok = compat.run(("ulimit -v 100000 && LUA_PATH='./lua/?.lua;./lua/?/init.lua;;' "
-      .. "LUA_CPATH='./%s/?.so;;' timeout 60 %s %s"):format(compat.build, compat.lua, path))
-    os.remove(path)
+    local out, ok = helpers.run_lua_script(SCRIPT, "ulimit -v 100000 &&")
     assert.is_true(ok, out)
     assert_contains(out, "done\n")
     output = out
@@ -1040,13 +1033,7 @@ print(("reported %d of %d"):format(called, N))
 ]]
 
   it("gets every failure of a flush, however many there are", function()
-    local path = os.tmpname()
-    local file = assert(io.open(path, "w"))
-    file:write(SCRIPT)
-    file:close()
-    local out, ok = compat.run(("LUA_PATH='./lua/?.lua;./lua/?/init.lua;;' LUA_CPATH='./%s/?.so;;' "
-      .. "timeout 120 %s %s"):format(compat.build, compat.lua, path))
-    os.remove(path)
+    local out, ok = helpers.run_lua_script(SCRIPT, nil, 120)
     assert.is_true(ok, out)
     assert_contains(out, "reported 1100000 of 1100000\n")
   end)

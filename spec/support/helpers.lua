@@ -159,6 +159,22 @@ function M.with_full_stack(fn)
   return fill(10)
 end
 
+--- Runs the Lua source `script` in a new process, with this process's interpreter and the build
+-- under test; returns its output (stdout and stderr) and whether it exited with 0. For what
+-- could crash or exhaust the process that runs it. `shell_prefix` (e.g. "ulimit -v 100000 &&")
+-- goes before the command; the process is killed after `timeout` seconds (default 60).
+function M.run_lua_script(script, shell_prefix, timeout)
+  local compat = require "compat"
+  local path = os.tmpname()
+  local file = assert(io.open(path, "w"))
+  file:write(script)
+  file:close()
+  local out, ok = compat.run(("%s LUA_PATH='./lua/?.lua;./lua/?/init.lua;;' LUA_CPATH='./%s/?.so;;' "
+    .. "timeout %d %s %s"):format(shell_prefix or "", compat.build, timeout or 60, compat.lua, path))
+  os.remove(path)
+  return out, ok
+end
+
 --- Requires luv if it is installed and keeps the module alive for the rest of the run; returns
 -- what pcall(require, "luv") returns. Debian's lua-luv 1.44 crashes (SIGSEGV in uv_timer_init)
 -- when its module is garbage-collected and then required again in the same Lua state, which
